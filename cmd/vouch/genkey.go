@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"vouch/signer"
+)
+
+func runGenkey(args []string) int {
+	fs := flag.NewFlagSet("genkey", flag.ExitOnError)
+	domain := fs.String("d", "", "domain the key signs for (required)")
+	selector := fs.String("s", "default", "selector")
+	dir := fs.String("D", ".", "directory for SELECTOR.private and SELECTOR.txt")
+	bits := fs.Int("b", 2048, "RSA key size in bits")
+	alg := fs.String("t", "rsa", "key type: rsa or ed25519")
+	appendDomain := fs.Bool("a", false, "write the owner name as SELECTOR._domainkey.DOMAIN.")
+	restrict := fs.Bool("r", false, "restrict the key to email (s=email)")
+	testing := fs.Bool("test", false, "mark the record as testing (t=y)")
+	force := fs.Bool("f", false, "overwrite existing files")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: vouch genkey -d DOMAIN [-s SELECTOR] [-D DIR] [-b BITS] [-t rsa|ed25519]\n\nWrites SELECTOR.private (mode 0600) and SELECTOR.txt (the DNS record), as opendkim-genkey does.\n\n")
+		fs.PrintDefaults()
+	}
+	fs.Parse(args)
+	if *domain == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	keyPath := filepath.Join(*dir, *selector+".private")
+	txtPath := filepath.Join(*dir, *selector+".txt")
+	if !*force {
+		for _, p := range []string{keyPath, txtPath} {
+			if _, err := os.Stat(p); err == nil {
+				return fail("genkey", fmt.Errorf("%s exists; not overwriting a key (use -f)", p), 1)
+			}
+		}
+	}
+	key, pemData, err := signer.GenerateKey(*alg, *bits)
+	if err != nil {
+		return fail("genkey", err, 1)
+	}
+	record, err := signer.TXTRecord(*selector, *domain, key, signer.RecordOptions{AppendDomain: *appendDomain, Restrict: *restrict, Testing: *testing})
+	if err != nil {
+		return fail("genkey", err, 1)
+	}
+	if err := os.MkdirAll(*dir, 0o750); err != nil {
+		return fail("genkey", err, 1)
+	}
+	if err := writeFile(keyPath, pemData); err != nil {
+		return fail("genkey", err, 1)
+	}
+	if err := writeFile(txtPath, []byte(record)); err != nil {
+		return fail("genkey", err, 1)
+	}
+	fmt.Printf("wrote %s and %s\npublish this record in the %s zone:\n%s", keyPath, txtPath, *domain, record)
+	return 0
+}
+
+// writeFile writes a file with mode 0600 whatever the umask.
+func writeFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(tmp, 0o600)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,84 @@
+// Command vouch is a DKIM-signing and inbound-screening milter for Postfix,
+// Sendmail and Zimbra, a drop-in replacement for OpenDKIM.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type command struct {
+	run     func(args []string) int
+	summary string
+}
+
+var commands = map[string]command{
+	"serve":   {runServe, "run the milter daemon"},
+	"genkey":  {runGenkey, "generate a DKIM key pair and its DNS record (like opendkim-genkey)"},
+	"explain": {runExplain, "show how the inbound screen decides for a client, step by step"},
+	"sync":    {runSync, "download the whitelist files from [whitelist.sync] once"},
+	"version": {runVersion, "print version information"},
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: vouch COMMAND [flags]\n\ncommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun vouch COMMAND -h for its flags.\n")
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	name := os.Args[1]
+	switch name {
+	case "-version", "--version":
+		name = "version"
+	case "-h", "-help", "--help", "help":
+		usage()
+		return
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "vouch: unknown command %q\n\n", name)
+		usage()
+		os.Exit(2)
+	}
+	os.Exit(cmd.run(os.Args[2:]))
+}
+
+func runVersion(args []string) int {
+	commit := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
+		fmt.Printf("vouch %s (commit %s, %s)\n", version, commit, bi.GoVersion)
+		return 0
+	}
+	fmt.Printf("vouch %s\n", version)
+	return 0
+}
+
+// fail prints an error for a command and returns its exit status.
+func fail(cmd string, err error, status int) int {
+	msg := strings.TrimSpace(err.Error())
+	fmt.Fprintf(os.Stderr, "vouch %s: %s\n", cmd, strings.ReplaceAll(msg, "\n", "\n  "))
+	return status
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"vouch/internal/daemon"
+)
+
+func runServe(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	configPath := fs.String("config", "", "config file (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
+	check := fs.Bool("check", false, "validate the configuration, keys, tables and lists, then exit 0 (ok) or 1")
+	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long open sessions may take to finish")
+	fs.Parse(args)
+
+	if *check {
+		cfg, err := daemon.Load(*configPath)
+		if err != nil {
+			return fail("serve -check", err, 1)
+		}
+		rt, err := daemon.Build(cfg, daemon.NewLogger(cfg, os.Stderr))
+		if err != nil {
+			return fail("serve -check", err, 1)
+		}
+		for _, w := range rt.Warnings {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+		}
+		name := cfg.Path
+		if name == "" {
+			name = "(embedded defaults)"
+		}
+		fmt.Printf("vouch: configuration %s is valid\n", name)
+		return 0
+	}
+	if err := daemon.Serve(daemon.Options{ConfigPath: *configPath, ShutdownTimeout: *shutdown}); err != nil {
+		return fail("serve", err, 1)
+	}
+	return 0
+}

@@ -1,0 +1,196 @@
+// Package config is vouch's configuration: the TOML schema, the embedded
+// defaults and the validation that names file, key and reason.
+//
+// The embedded default.toml is decoded first and the admin's file on top of
+// it, so every option has exactly one default, written in one place, and an
+// admin's file only needs the keys it changes.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is read when serve is started without -config.
+const DefaultPath = "/etc/vouch/vouch.toml"
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultTOML is the embedded default configuration, commented.
+func DefaultTOML() []byte { return bytes.Clone(defaultTOML) }
+
+// Config is the whole configuration.
+type Config struct {
+	Listen     string `toml:"listen"`
+	LogLevel   string `toml:"log_level"`
+	LogFormat  string `toml:"log_format"`
+	AuthservID string `toml:"authserv_id"`
+
+	DNS       DNS       `toml:"dns"`
+	Signing   Signing   `toml:"signing"`
+	Screen    Screen    `toml:"screen"`
+	Whitelist Whitelist `toml:"whitelist"`
+
+	// Path is the file this came from ("" for the embedded defaults).
+	Path string `toml:"-"`
+}
+
+// DNS configures the resolver shared by every check.
+type DNS struct {
+	Servers   []string      `toml:"servers"`
+	Timeout   time.Duration `toml:"timeout"`
+	Attempts  int           `toml:"attempts"`
+	CacheSize int           `toml:"cache_size"`
+}
+
+// Signing configures outbound DKIM signing.
+type Signing struct {
+	InternalHosts      []string      `toml:"internal_hosts"`
+	InternalHostsFile  string        `toml:"internal_hosts_file"`
+	KeyTable           string        `toml:"key_table"`
+	SigningTable       string        `toml:"signing_table"`
+	MultipleSignatures bool          `toml:"multiple_signatures"`
+	RequireSafeKeys    bool          `toml:"require_safe_keys"`
+	Headers            []string      `toml:"headers"`
+	Oversign           []string      `toml:"oversign"`
+	SignatureTTL       time.Duration `toml:"signature_ttl"`
+	Keys               []Key         `toml:"key"`
+}
+
+// Key is one inline signing key.
+type Key struct {
+	Domain     string `toml:"domain"`
+	Selector   string `toml:"selector"`
+	PrivateKey string `toml:"private_key"`
+}
+
+// Screen configures the inbound PTR/HELO/MAIL checks.
+type Screen struct {
+	Enabled     bool          `toml:"enabled"`
+	Mode        string        `toml:"mode"`
+	Budget      time.Duration `toml:"budget"`
+	MaxPTRNames int           `toml:"max_ptr_names"`
+	PTR         Check         `toml:"ptr"`
+	HELO        Check         `toml:"helo"`
+	Mail        Check         `toml:"mail"`
+}
+
+// Check is one check: whether it runs, an action per outcome and optional
+// reply texts per outcome. Outcomes a check does not have are an error.
+type Check struct {
+	Enabled bool              `toml:"enabled"`
+	Actions map[string]string `toml:"-"`
+	Replies map[string]string `toml:"replies"`
+
+	// The outcome keys, decoded by name; Outcomes() lists those set.
+	NoRecord  string `toml:"no_record"`
+	NoMatch   string `toml:"no_match"`
+	Invalid   string `toml:"invalid"`
+	NotFound  string `toml:"not_found"`
+	NoMX      string `toml:"no_mx"`
+	NullMX    string `toml:"null_mx"`
+	Forged    string `toml:"forged"`
+	TempError string `toml:"temp_error"`
+}
+
+// Whitelist names the three MDaemon-style exception files.
+type Whitelist struct {
+	Reverse       string        `toml:"reverse"`
+	HELO          string        `toml:"helo"`
+	Mail          string        `toml:"mail"`
+	CheckInterval time.Duration `toml:"check_interval"`
+	Sync          Sync          `toml:"sync"`
+}
+
+// Sync downloads the whitelist files from a central server.
+type Sync struct {
+	ReverseURL string        `toml:"reverse_url"`
+	HELOURL    string        `toml:"helo_url"`
+	MailURL    string        `toml:"mail_url"`
+	At         string        `toml:"at"`
+	Interval   time.Duration `toml:"interval"`
+	MaxSize    int64         `toml:"max_size"`
+	Timeout    time.Duration `toml:"timeout"`
+}
+
+// Default returns the embedded defaults.
+func Default() *Config {
+	c, err := parse("(embedded defaults)", defaultTOML, nil)
+	if err != nil {
+		panic("embedded default.toml: " + err.Error())
+	}
+	return c
+}
+
+// Load reads path on top of the embedded defaults and validates the result.
+// The error lists every problem found, each naming the file and key.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := parse(path, data, Default())
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	return c, c.Validate()
+}
+
+// LoadDefault is what serve does without -config: the file at DefaultPath
+// when it exists, otherwise the embedded defaults.
+func LoadDefault() (*Config, error) {
+	if _, err := os.Stat(DefaultPath); err == nil {
+		return Load(DefaultPath)
+	}
+	c := Default()
+	return c, c.Validate()
+}
+
+func parse(name string, data []byte, base *Config) (*Config, error) {
+	c := base
+	if c == nil {
+		c = &Config{}
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("config %s:%d: %s", name, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("config %s: unknown key %s", name, strings.Join(keys, ", unknown key "))
+	}
+	for _, ch := range []*Check{&c.Screen.PTR, &c.Screen.HELO, &c.Screen.Mail} {
+		ch.Actions = ch.outcomes()
+	}
+	return c, nil
+}
+
+func (ch *Check) outcomes() map[string]string {
+	m := map[string]string{}
+	for k, v := range map[string]string{
+		"no_record": ch.NoRecord, "no_match": ch.NoMatch, "invalid": ch.Invalid,
+		"not_found": ch.NotFound, "no_mx": ch.NoMX, "null_mx": ch.NullMX,
+		"forged": ch.Forged, "temp_error": ch.TempError,
+	} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}

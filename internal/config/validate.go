@@ -1,0 +1,121 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"vouch/milter"
+	"vouch/policy"
+)
+
+// Validate checks what can be checked without reading other files, and
+// returns every problem at once, each prefixed with the config file.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, err := milter.ParseAddress(c.Listen); err != nil {
+		add("listen: %v", err)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		add("log_format: %q is not text or json", c.LogFormat)
+	}
+	// A bare number in TOML decodes as nanoseconds: catch "timeout = 5".
+	if c.DNS.Timeout < 100*time.Millisecond {
+		add("dns.timeout: %s is too short (write a unit, e.g. \"5s\")", c.DNS.Timeout)
+	}
+	if c.DNS.Attempts < 1 {
+		add("dns.attempts: must be at least 1")
+	}
+	if c.DNS.CacheSize < 0 {
+		add("dns.cache_size: must not be negative")
+	}
+	if c.Signing.SignatureTTL < 0 {
+		add("signing.signature_ttl: must not be negative")
+	}
+	if _, perrs := c.Policy(); len(perrs) > 0 {
+		errs = append(errs, perrs...)
+	}
+	if c.Screen.Budget < 100*time.Millisecond {
+		add("screen.budget: %s is too short (write a unit, e.g. \"20s\")", c.Screen.Budget)
+	} else if c.Screen.Budget >= 30*time.Second {
+		add("screen.budget: %s is not below Postfix's milter_command_timeout (30s)", c.Screen.Budget)
+	}
+	if c.Screen.MaxPTRNames < 1 {
+		add("screen.max_ptr_names: must be at least 1")
+	}
+	s := c.Whitelist.Sync
+	for key, u := range map[string]string{"reverse_url": s.ReverseURL, "helo_url": s.HELOURL, "mail_url": s.MailURL} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" {
+			add("whitelist.sync.%s: %q is not an https:// URL", key, u)
+		}
+	}
+	if s.At != "" {
+		if _, err := time.Parse("15:04", s.At); err != nil {
+			add("whitelist.sync.at: %q is not HH:MM", s.At)
+		}
+	} else if s.Interval <= 0 {
+		add("whitelist.sync: set at (HH:MM) or a positive interval")
+	}
+	if s.MaxSize <= 0 {
+		add("whitelist.sync.max_size: must be positive")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	name := c.Path
+	if name == "" {
+		name = "(embedded defaults)"
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = "config " + name + ": " + e.Error()
+	}
+	return errors.New(strings.Join(msgs, "\n"))
+}
+
+// Policy converts the [screen] section into the screen's configuration.
+func (c *Config) Policy() (*policy.Config, []error) {
+	pc := &policy.Config{
+		Mode:        policy.Mode(c.Screen.Mode),
+		Budget:      c.Screen.Budget,
+		MaxPTRNames: c.Screen.MaxPTRNames,
+		Checks:      map[policy.Check]policy.CheckConfig{},
+	}
+	var errs []error
+	for check, ch := range map[policy.Check]Check{policy.PTR: c.Screen.PTR, policy.HELO: c.Screen.HELO, policy.Mail: c.Screen.Mail} {
+		cc := policy.CheckConfig{Enabled: ch.Enabled, Rules: map[policy.Outcome]policy.Rule{}}
+		for o, a := range ch.Actions {
+			action, err := policy.ParseAction(a)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("screen.%s.%s: %v", check, o, err))
+				continue
+			}
+			cc.Rules[policy.Outcome(o)] = policy.Rule{Action: action, Text: ch.Replies[o]}
+		}
+		for o, text := range ch.Replies {
+			if _, ok := ch.Actions[o]; !ok {
+				errs = append(errs, fmt.Errorf("screen.%s.replies.%s: no such outcome", check, o))
+			}
+			if strings.ContainsAny(text, "\r\n") {
+				errs = append(errs, fmt.Errorf("screen.%s.replies.%s: must be one line", check, o))
+			}
+		}
+		pc.Checks[check] = cc
+	}
+	errs = append(errs, pc.Validate()...)
+	return pc, errs
+}

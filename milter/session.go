@@ -1,0 +1,399 @@
+package milter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"vouch/policy"
+	"vouch/signer"
+)
+
+func sprintf(format string, v ...any) string { return fmt.Sprintf(format, v...) }
+
+// session is the state of one milter connection (one SMTP connection).
+type session struct {
+	gomilter.NoOpMilter
+	srv *Server
+	env *Env
+
+	// connection
+	client   string // the MTA's name for the client, "[ip]" if it has none
+	ip       netip.Addr
+	internal string // the internal_hosts entry that matched, or ""
+	helo     string
+	screen   *policy.Conn
+	authID   string
+
+	// transaction
+	sender    string
+	auth      string // SASL login, or "" when not authenticated
+	decision  *policy.Decision
+	headers   []signer.Header
+	hdrBytes  int
+	arIndexes []int // 1-based indexes of our-id Authentication-Results headers
+	arCount   int
+	msg       *signer.Message
+	sigReqs   []signer.Request
+	fromDom   string
+	noSign    string // why the message is not signed
+	failure   string // internal trouble: the message is tempfailed at EOM
+	started   time.Time
+}
+
+var tempfailInternal = mustReply(451, "4.3.0 Temporary local problem, try again later")
+
+func mustReply(code uint16, reason string) *gomilter.Response {
+	r, err := gomilter.RejectWithCodeAndReason(code, reason)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// guard turns a panic in a callback into a tempfail for the message and a
+// log line with the stack, instead of the end of the daemon.
+func (s *session) guard(stage string, resp **gomilter.Response, err *error) {
+	if p := recover(); p != nil {
+		s.log().Error("panic in milter callback; message tempfailed", "stage", stage, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		s.failure = "internal error in " + stage
+		s.abortSigning()
+		if resp != nil {
+			*resp = tempfailInternal
+		}
+		if err != nil {
+			*err = nil
+		}
+	}
+}
+
+func (s *session) log() *slog.Logger {
+	if s.env != nil {
+		return s.env.Log
+	}
+	return s.srv.log
+}
+
+func (s *session) NewConnection(m gomilter.Modifier) (err error) {
+	defer s.guard("connect", nil, &err)
+	s.srv.sessions.Add(1)
+	s.env = s.srv.env.Load()
+	s.resetConnection()
+	return nil
+}
+
+func (s *session) resetConnection() {
+	if s.screen != nil {
+		s.screen.Close()
+	}
+	s.client, s.ip, s.internal, s.helo, s.screen = "", netip.Addr{}, "", "", nil
+	s.resetMessage()
+}
+
+func (s *session) resetMessage() {
+	s.abortSigning()
+	s.sender, s.auth, s.decision = "", "", nil
+	s.headers, s.hdrBytes, s.arIndexes, s.arCount = s.headers[:0], 0, nil, 0
+	s.sigReqs, s.fromDom, s.noSign, s.failure = nil, "", "", ""
+	s.started = time.Time{}
+}
+
+func (s *session) abortSigning() {
+	if s.msg != nil {
+		s.msg.Abort()
+		s.msg = nil
+	}
+}
+
+func (s *session) Connect(host string, family string, port uint16, addr string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("connect", &resp, &err)
+	s.client = host
+	switch family {
+	case "tcp4", "tcp6":
+		s.ip, _ = netip.ParseAddr(addr)
+		s.ip = s.ip.Unmap()
+	default:
+		// No address (family unknown or a unix socket): OpenDKIM treats the
+		// client as 127.0.0.1, so local submissions stay internal.
+		s.ip = netip.MustParseAddr("127.0.0.1")
+	}
+	if ok, entry := s.env.Signer.Internal(host, s.ip); ok {
+		s.internal = entry
+	} else if s.env.Screener != nil {
+		s.screen = s.env.Screener.Connect(s.ip)
+	}
+	s.authID = s.env.AuthservID
+	if s.authID == "" {
+		s.authID = m.Get(gomilter.MacroMTAFQDN)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Helo(name string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("helo", &resp, &err)
+	s.helo = name
+	if s.screen != nil {
+		s.screen.Helo(name)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("mail", &resp, &err)
+	s.resetMessage()
+	s.started = time.Now()
+	s.sender = from
+	s.auth = m.Get(gomilter.MacroAuthAuthen)
+	if s.auth == "" && m.Get(gomilter.MacroAuthType) != "" {
+		s.auth = "(" + m.Get(gomilter.MacroAuthType) + ")"
+	}
+	if s.screen == nil {
+		return gomilter.RespContinue, nil
+	}
+	d := s.screen.Mail(context.Background(), from, s.auth != "")
+	s.decision = &d
+	s.logDecision(d)
+	if d.Reply == nil {
+		return gomilter.RespContinue, nil
+	}
+	return gomilter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Reason())
+}
+
+func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("header", &resp, &err)
+	s.hdrBytes += len(name) + len(value) + 3
+	if s.env.MaxHeaders > 0 && s.hdrBytes > s.env.MaxHeaders {
+		if s.failure == "" {
+			s.failure = fmt.Sprintf("header block larger than %d bytes", s.env.MaxHeaders)
+		}
+		return gomilter.RespContinue, nil
+	}
+	s.headers = append(s.headers, signer.Header{Name: name, Value: value})
+	if strings.EqualFold(name, "Authentication-Results") {
+		s.arCount++
+		if s.authID != "" && strings.EqualFold(authservID(value), s.authID) {
+			s.arIndexes = append(s.arIndexes, s.arCount)
+		}
+	}
+	return gomilter.RespContinue, nil
+}
+
+// Headers (end of headers) decides whether the message is signed and, if
+// so, starts the signatures so that the body is hashed as it streams.
+func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("eoh", &resp, &err)
+	if s.failure != "" {
+		return gomilter.RespContinue, nil
+	}
+	if s.internal == "" && s.auth == "" {
+		s.noSign = "untrusted client"
+		return gomilter.RespContinue, nil
+	}
+	local, domain, ferr := signer.FromAddress(s.headers)
+	if ferr != nil {
+		s.noSign = ferr.Error()
+		return gomilter.RespContinue, nil
+	}
+	s.fromDom = domain
+	reqs, lerr := s.env.Signer.Lookup(local, domain)
+	if lerr != nil {
+		// A key that should sign cannot be loaded: sending the message
+		// unsigned would get it refused downstream; defer it instead.
+		s.failure = "signing key unavailable: " + lerr.Error()
+		return gomilter.RespContinue, nil
+	}
+	if len(reqs) == 0 {
+		s.noSign = "no key for " + domain
+		return gomilter.RespContinue, nil
+	}
+	msg, serr := s.env.Signer.NewMessage(reqs, s.headers)
+	if serr != nil {
+		s.failure = "cannot start signing: " + serr.Error()
+		return gomilter.RespContinue, nil
+	}
+	s.msg, s.sigReqs = msg, reqs
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("body", &resp, &err)
+	if s.msg != nil {
+		if _, werr := s.msg.Write(chunk); werr != nil {
+			s.failure = "signing: " + werr.Error()
+			s.abortSigning()
+		}
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("eom", &resp, &err)
+	qid := m.Get(gomilter.MacroQueueId)
+	defer s.resetMessage()
+	if s.failure != "" {
+		s.logMessage(qid, "tempfail", slog.String("reason", s.failure))
+		return tempfailInternal, nil
+	}
+	if s.msg != nil {
+		values, ferr := s.msg.Finish()
+		s.msg = nil
+		if ferr != nil {
+			s.logMessage(qid, "tempfail", slog.String("reason", "signing failed: "+ferr.Error()))
+			return tempfailInternal, nil
+		}
+		for _, v := range values {
+			if err := m.InsertHeader(1, "DKIM-Signature", v); err != nil {
+				return nil, err
+			}
+		}
+		sigs := make([]string, len(s.sigReqs))
+		for i, r := range s.sigReqs {
+			sigs[i] = fmt.Sprintf("d=%s s=%s a=%s", r.Domain, r.Key.Selector, signer.Algorithm(r.Key.Signer))
+		}
+		s.logMessage(qid, "signed", slog.String("signatures", strings.Join(sigs, ", ")))
+		return gomilter.RespAccept, nil
+	}
+	if s.internal == "" && s.auth == "" {
+		if err := s.addAuthResults(m); err != nil {
+			return nil, err
+		}
+	}
+	s.logMessage(qid, "not signed", slog.String("reason", s.noSign))
+	return gomilter.RespAccept, nil
+}
+
+// addAuthResults removes Authentication-Results headers that claim our
+// authserv-id (a sender forged them; RFC 8601 §5) and adds ours.
+func (s *session) addAuthResults(m gomilter.Modifier) error {
+	if s.authID == "" {
+		return nil
+	}
+	// Postfix unlinks deleted headers: delete from the last one up.
+	for i := len(s.arIndexes) - 1; i >= 0; i-- {
+		if err := m.ChangeHeader(s.arIndexes[i], "Authentication-Results", ""); err != nil {
+			return err
+		}
+	}
+	if s.decision == nil || s.decision.IPRev == "" {
+		return nil
+	}
+	v := fmt.Sprintf(" %s;\n\tiprev=%s policy.iprev=%s", s.authID, s.decision.IPRev, quoteIfNeeded(s.ip.String()))
+	return m.InsertHeader(1, "Authentication-Results", v)
+}
+
+func (s *session) Abort(m gomilter.Modifier) (err error) {
+	defer s.guard("abort", nil, &err)
+	s.resetMessage()
+	return nil
+}
+
+func (s *session) Cleanup(m gomilter.Modifier) {
+	defer s.guard("cleanup", nil, nil)
+	if s.screen != nil {
+		s.screen.Close()
+		s.screen = nil
+	}
+	s.abortSigning()
+	s.srv.sessions.Add(-1)
+}
+
+// logMessage writes the one line per message.
+func (s *session) logMessage(qid, result string, attrs ...slog.Attr) {
+	base := []slog.Attr{
+		slog.String("qid", qid), slog.String("client", s.client), slog.String("ip", s.ip.String()),
+		slog.String("from_domain", s.fromDom), slog.String("result", result),
+	}
+	if s.auth != "" {
+		base = append(base, slog.String("auth", s.auth))
+	}
+	if s.internal != "" {
+		base = append(base, slog.String("internal", s.internal))
+	}
+	if !s.started.IsZero() {
+		base = append(base, slog.Duration("elapsed", time.Since(s.started)))
+	}
+	s.log().LogAttrs(context.Background(), slog.LevelInfo, "message", append(base, attrs...)...)
+}
+
+// logDecision writes one line per screening decision with what each check
+// found, the DNS answers it used and what was done.
+func (s *session) logDecision(d policy.Decision) {
+	attrs := []slog.Attr{
+		slog.String("ip", s.ip.String()), slog.String("client", s.client), slog.String("helo", s.helo),
+		slog.String("sender", s.sender), slog.String("action", d.Action.String()),
+	}
+	if d.Exemption != "" {
+		attrs = append(attrs, slog.String("exempt", d.Exemption))
+	}
+	if d.Cause != "" {
+		attrs = append(attrs, slog.String("cause", string(d.Cause)))
+	}
+	if d.Reply != nil {
+		attrs = append(attrs, slog.String("reply", d.Reply.String()))
+	}
+	if d.Trial {
+		attrs = append(attrs, slog.String("would", d.Configured.String()))
+	}
+	for _, v := range d.Verdicts {
+		detail := string(v.Outcome) + " " + v.Action.String()
+		if v.Exempt != nil {
+			detail = "exempt by " + v.Exempt.String()
+		}
+		if len(v.Evidence) > 0 {
+			detail += " [" + strings.Join(v.Evidence, "; ") + "]"
+		}
+		attrs = append(attrs, slog.String(string(v.Check), detail))
+	}
+	msg := "screen"
+	if d.Trial {
+		msg = "screen: would reject (trial mode)"
+	}
+	level := slog.LevelInfo
+	if d.Action == policy.Accept && d.Exemption != "" {
+		level = slog.LevelDebug
+	}
+	s.log().LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// authservID extracts the authserv-id of an Authentication-Results value:
+// the first token, before any ";" and outside comments.
+func authservID(v string) string {
+	v = strings.TrimSpace(stripComments(v))
+	if i := strings.IndexAny(v, "; \t\r\n"); i >= 0 {
+		v = v[:i]
+	}
+	return v
+}
+
+func stripComments(v string) string {
+	var b strings.Builder
+	depth := 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && depth > 0:
+			i++
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// quoteIfNeeded quotes an RFC 8601 value that is not a token (IPv6
+// addresses contain ':').
+func quoteIfNeeded(v string) string {
+	if strings.ContainsAny(v, ":()<>@,;\\\"/[]?= ") {
+		return `"` + v + `"`
+	}
+	return v
+}

@@ -1,0 +1,98 @@
+package milter
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Address is a parsed milter socket specification.
+type Address struct {
+	Network string // "tcp4", "tcp6", "tcp" or "unix"
+	Addr    string // host:port or a path
+}
+
+func (a Address) String() string { return a.Network + ":" + a.Addr }
+
+// ParseAddress reads OpenDKIM's socket syntax (opendkim.conf(5) Socket):
+//
+//	inet:PORT@HOST     IPv4 on HOST (a name, an address or [address])
+//	inet:PORT          IPv4, all addresses
+//	inet6:PORT@[HOST]  IPv6 on HOST
+//	inet6:PORT         IPv6, all addresses
+//	unix:/path, local:/path or /path
+//
+// It also takes Postfix's spelling of the same socket (inet:HOST:PORT), so
+// that a value copied from main.cf's smtpd_milters works too.
+func ParseAddress(spec string) (Address, error) {
+	spec = strings.TrimSpace(spec)
+	proto, rest, ok := strings.Cut(spec, ":")
+	if !ok || strings.HasPrefix(spec, "/") {
+		if strings.HasPrefix(spec, "/") {
+			return Address{"unix", spec}, nil
+		}
+		return Address{}, fmt.Errorf("socket %q: want inet:PORT@HOST, inet6:PORT@[HOST] or unix:/path", spec)
+	}
+	switch strings.ToLower(proto) {
+	case "unix", "local":
+		if rest == "" {
+			return Address{}, fmt.Errorf("socket %q: empty path", spec)
+		}
+		return Address{"unix", rest}, nil
+	case "inet", "inet6":
+		network := "tcp4"
+		if strings.EqualFold(proto, "inet6") {
+			network = "tcp6"
+		}
+		var port, host string
+		if p, h, ok := strings.Cut(rest, "@"); ok {
+			port, host = p, h
+		} else if i := strings.LastIndex(rest, ":"); i >= 0 && network == "tcp4" {
+			host, port = rest[:i], rest[i+1:] // Postfix's inet:host:port
+		} else {
+			port = rest
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return Address{}, fmt.Errorf("socket %q: bad port %q", spec, port)
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if host == "*" {
+			host = ""
+		}
+		if host == "" && network == "tcp4" {
+			host = "0.0.0.0"
+		}
+		if host == "" && network == "tcp6" {
+			host = "::"
+		}
+		return Address{network, net.JoinHostPort(host, port)}, nil
+	}
+	return Address{}, fmt.Errorf("socket %q: unknown type %q (want inet, inet6, unix or local)", spec, proto)
+}
+
+// Listen opens the socket. A stale unix socket file left by a crashed
+// daemon is removed first; a live one (something answers) is an error, as
+// is a path that is not a socket.
+func Listen(a Address) (net.Listener, error) {
+	if a.Network == "unix" {
+		if fi, err := os.Lstat(a.Addr); err == nil {
+			if fi.Mode()&os.ModeSocket == 0 {
+				return nil, fmt.Errorf("listen %s: exists and is not a socket", a.Addr)
+			}
+			if c, err := net.Dial("unix", a.Addr); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("listen %s: another process is listening there", a.Addr)
+			}
+			if err := os.Remove(a.Addr); err != nil {
+				return nil, fmt.Errorf("listen %s: remove stale socket: %w", a.Addr, err)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("listen %s: %w", a.Addr, err)
+		}
+	}
+	return net.Listen(a.Network, a.Addr)
+}

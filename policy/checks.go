@@ -1,0 +1,293 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"vouch/internal/resolver"
+)
+
+// The checks below gather facts and never decide: each returns the
+// outcomes that hold, the outcomes a DNS failure left open, and the DNS
+// answers used, for the log line and `vouch explain`.
+
+// maxMXHosts bounds the MX hosts whose addresses a check resolves.
+const maxMXHosts = 10
+
+// checkPTR is forward-confirmed reverse DNS (RFC 8601 §3 iprev): some PTR
+// name of ip must resolve back to ip.
+func checkPTR(ctx context.Context, res *resolver.Resolver, ip netip.Addr, maxNames int) Result {
+	r := Result{Check: PTR}
+	names, st, err := res.PTR(ctx, ip)
+	if err != nil {
+		r.note("PTR %s: %v", ip, err)
+		r.Undetermined, r.TempErr = []Outcome{NoRecord, NoMatch}, err
+		return r
+	}
+	if st != resolver.Found {
+		r.note("PTR %s: %s", ip, st)
+		r.Outcomes = []Outcome{NoRecord}
+		return r
+	}
+	r.note("PTR %s: %s", ip, strings.Join(names, " "))
+	r.PTRNames = names
+	if len(names) > maxNames {
+		names = names[:maxNames]
+	}
+	match, tempErr := anyResolvesTo(ctx, res, names, ip, &r)
+	switch {
+	case match != "":
+		return r
+	case tempErr != nil:
+		r.Undetermined, r.TempErr = []Outcome{NoMatch}, tempErr
+	default:
+		r.Outcomes = []Outcome{NoMatch}
+	}
+	return r
+}
+
+// checkHELO checks the HELO/EHLO argument: an address literal must be the
+// client's own address; a name must be a syntactically valid FQDN that
+// exists and has the client's address among its own or its MX hosts'
+// addresses.
+func checkHELO(ctx context.Context, res *resolver.Resolver, ip netip.Addr, helo string) Result {
+	r := Result{Check: HELO}
+	if lit, ok := addressLiteral(helo); ok {
+		if lit == ip.Unmap() {
+			r.note("HELO %s is the client's address literal", helo)
+		} else {
+			r.note("HELO %s is an address literal, the client is %s", helo, ip)
+			r.Outcomes = []Outcome{Invalid}
+		}
+		return r
+	}
+	name := strings.TrimSuffix(strings.ToLower(helo), ".")
+	if !validFQDN(name) {
+		r.note("HELO %q is not a fully qualified domain name", helo)
+		r.Outcomes = []Outcome{Invalid}
+		return r
+	}
+	r.hostMatch(ctx, res, name, ip, false)
+	return r
+}
+
+// checkSender checks the domain of the MAIL FROM address.
+func checkSender(ctx context.Context, res *resolver.Resolver, ip netip.Addr, sender string) Result {
+	r := Result{Check: Mail}
+	at := strings.LastIndexByte(sender, '@')
+	if sender == "" || at < 0 {
+		// The null sender (bounces) has no domain to check; a bare local
+		// part is the MTA's problem (Postfix appends $myorigin).
+		r.Skipped = true
+		return r
+	}
+	domain := strings.TrimSuffix(strings.ToLower(sender[at+1:]), ".")
+	if _, ok := addressLiteral(domain); ok {
+		r.note("sender domain %s is an address literal", domain)
+		return r
+	}
+	if !validFQDN(domain) {
+		r.note("sender domain %q is not a valid domain name", domain)
+		r.Outcomes = []Outcome{NotFound}
+		return r
+	}
+	r.hostMatch(ctx, res, domain, ip, true)
+	return r
+}
+
+// hostMatch is the lookup HELO and MAIL share: does name exist (A, AAAA or
+// MX), does it have an MX, is it a null MX, and is ip one of its addresses
+// or an address of one of its MX hosts.
+func (r *Result) hostMatch(ctx context.Context, res *resolver.Resolver, name string, ip netip.Addr, isSender bool) {
+	type addrAnswer struct {
+		addrs []netip.Addr
+		st    resolver.Status
+		err   error
+	}
+	var a addrAnswer
+	var mxs []resolver.MX
+	var mxSt resolver.Status
+	var mxErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// Both families: existence counts either, the match needs ip's.
+		a.addrs, a.st, a.err = res.Addrs(ctx, name, true, true)
+	}()
+	go func() {
+		defer wg.Done()
+		mxs, mxSt, mxErr = res.MXs(ctx, name)
+	}()
+	wg.Wait()
+	r.noteAddrs(name, a.addrs, a.st, a.err)
+	if mxErr != nil {
+		r.note("MX %s: %v", name, mxErr)
+	} else if mxSt != resolver.Found {
+		r.note("MX %s: %s", name, mxSt)
+	} else {
+		hosts := make([]string, len(mxs))
+		for i, mx := range mxs {
+			hosts[i] = fmt.Sprintf("%d %s", mx.Pref, mx.Host)
+		}
+		r.note("MX %s: %s", name, strings.Join(hosts, ", "))
+	}
+
+	var hosts []string
+	for _, mx := range mxs {
+		if mx.Host != "." {
+			hosts = append(hosts, mx.Host)
+		}
+	}
+	switch {
+	case a.st == resolver.NXDomain || mxErr == nil && mxSt == resolver.NXDomain,
+		a.err == nil && len(a.addrs) == 0 && mxErr == nil && len(hosts) == 0 && !isNullMX(mxs):
+		r.Outcomes = []Outcome{NotFound}
+		return
+	case isSender && isNullMX(mxs):
+		// RFC 7505 §3: the domain declares it sends and receives no mail.
+		r.Outcomes = []Outcome{NullMX}
+		return
+	case len(a.addrs) == 0 && len(hosts) == 0:
+		// Neither an address nor an MX host, and a lookup failed.
+		r.Undetermined, r.TempErr = []Outcome{NotFound, NoMX, Forged}, firstErr(a.err, mxErr)
+		return
+	}
+	if isSender {
+		if mxErr != nil {
+			r.Undetermined, r.TempErr = append(r.Undetermined, NoMX), mxErr
+		} else if len(hosts) == 0 {
+			r.Outcomes = append(r.Outcomes, NoMX)
+		}
+	}
+	if slices.Contains(a.addrs, ip.Unmap()) {
+		return // the name itself points at the client
+	}
+	if len(hosts) > maxMXHosts {
+		hosts = hosts[:maxMXHosts]
+	}
+	match, tempErr := anyResolvesTo(ctx, res, hosts, ip, r)
+	switch {
+	case match != "":
+	case tempErr != nil || a.err != nil || mxErr != nil:
+		r.Undetermined = append(r.Undetermined, Forged)
+		if r.TempErr == nil {
+			r.TempErr = firstErr(tempErr, a.err, mxErr)
+		}
+	default:
+		r.Outcomes = append(r.Outcomes, Forged)
+	}
+}
+
+// isNullMX: a single MX RR whose host is the root (RFC 7505 §3).
+func isNullMX(mxs []resolver.MX) bool {
+	return len(mxs) == 1 && mxs[0].Host == "."
+}
+
+// anyResolvesTo resolves names in parallel (ip's family only) and returns
+// the first that has ip among its addresses. If none does and some lookup
+// failed temporarily, it returns that error.
+func anyResolvesTo(ctx context.Context, res *resolver.Resolver, names []string, ip netip.Addr, r *Result) (string, error) {
+	ip = ip.Unmap()
+	type answer struct {
+		addrs []netip.Addr
+		st    resolver.Status
+		err   error
+	}
+	answers := make([]answer, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := &answers[i]
+			a.addrs, a.st, a.err = res.Addrs(ctx, name, ip.Is4(), ip.Is6())
+		}()
+	}
+	wg.Wait()
+	var tempErr error
+	for i, a := range answers {
+		r.noteAddrs(names[i], a.addrs, a.st, a.err)
+		if a.err != nil && tempErr == nil {
+			tempErr = a.err
+		}
+		if slices.Contains(a.addrs, ip) {
+			return names[i], nil
+		}
+	}
+	return "", tempErr
+}
+
+func (r *Result) note(format string, args ...any) {
+	r.Evidence = append(r.Evidence, fmt.Sprintf(format, args...))
+}
+
+func (r *Result) noteAddrs(name string, addrs []netip.Addr, st resolver.Status, err error) {
+	switch {
+	case err != nil:
+		r.note("A/AAAA %s: %v", name, err)
+	case st != resolver.Found:
+		r.note("A/AAAA %s: %s", name, st)
+	default:
+		s := make([]string, len(addrs))
+		for i, a := range addrs {
+			s[i] = a.String()
+		}
+		r.note("A/AAAA %s: %s", name, strings.Join(s, " "))
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addressLiteral parses an RFC 5321 §4.1.3 address literal: [192.0.2.1]
+// or [IPv6:2001:db8::1].
+func addressLiteral(s string) (netip.Addr, bool) {
+	if len(s) < 3 || s[0] != '[' || s[len(s)-1] != ']' {
+		return netip.Addr{}, false
+	}
+	inner := s[1 : len(s)-1]
+	if v6, ok := strings.CutPrefix(inner, "IPv6:"); ok {
+		a, err := netip.ParseAddr(v6)
+		return a.Unmap(), err == nil && a.Is6() && a.Zone() == ""
+	}
+	a, err := netip.ParseAddr(inner)
+	return a, err == nil && a.Is4()
+}
+
+// validFQDN: at least two labels of letters, digits and inner hyphens (63
+// octets at most each, 253 in all), and a top-level label that is not all
+// digits (so a bare IP address is not a host name). Underscores are
+// accepted: real HELO names carry them and resolvers serve them.
+func validFQDN(name string) bool {
+	if len(name) == 0 || len(name) > 253 {
+		return false
+	}
+	labels := strings.Split(name, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	tld := labels[len(labels)-1]
+	return strings.Trim(tld, "0123456789") != ""
+}

@@ -1,0 +1,147 @@
+package signer
+
+import (
+	"fmt"
+	"strings"
+)
+
+// keyRow is one KeyTable row: "name domain:selector:keydata".
+type keyRow struct {
+	name, domain, selector, keydata string
+	source                          string
+}
+
+// parseKeyTable reads an OpenDKIM KeyTable. The value splits at the first
+// two colons; the third field is the rest (opendkim.c dkimf_add_signrequest).
+// Names are case-sensitive and the first row of a name wins.
+func parseKeyTable(spec string) (map[string]keyRow, error) {
+	ds, err := parseDataset(spec, false)
+	if err != nil {
+		return nil, fmt.Errorf("key table %w", err)
+	}
+	lines, err := ds.lines()
+	if err != nil {
+		return nil, fmt.Errorf("key table: %w", err)
+	}
+	rows := map[string]keyRow{}
+	for _, l := range lines {
+		parts := strings.SplitN(l.value, ":", 3)
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			return nil, fmt.Errorf("%s: key table entry %q: want NAME DOMAIN:SELECTOR:KEYFILE", l.source, l.key)
+		}
+		if _, dup := rows[l.key]; dup {
+			continue
+		}
+		rows[l.key] = keyRow{name: l.key, domain: strings.ToLower(parts[0]), selector: parts[1], keydata: parts[2], source: l.source}
+	}
+	return rows, nil
+}
+
+// signRow is one SigningTable row: a pattern or key, a KeyTable name and
+// an optional signing identity (i=) after a colon.
+type signRow struct {
+	pattern, keyName, identity string
+	source                     string
+}
+
+// signingTable is an OpenDKIM SigningTable, plain or refile:.
+type signingTable struct {
+	refile bool
+	rows   []signRow
+	byKey  map[string]signRow // plain tables: lower-case key → first row
+}
+
+func parseSigningTable(spec string, keys map[string]keyRow) (*signingTable, error) {
+	ds, err := parseDataset(spec, true)
+	if err != nil {
+		return nil, fmt.Errorf("signing table %w", err)
+	}
+	lines, err := ds.lines()
+	if err != nil {
+		return nil, fmt.Errorf("signing table: %w", err)
+	}
+	t := &signingTable{refile: ds.kind == "refile", byKey: map[string]signRow{}}
+	for _, l := range lines {
+		if l.value == "" {
+			return nil, fmt.Errorf("%s: signing table entry %q has no key name", l.source, l.key)
+		}
+		name, identity, _ := strings.Cut(l.value, ":")
+		if name != "%" {
+			if _, ok := keys[name]; !ok {
+				return nil, fmt.Errorf("%s: signing table entry %q names key %q, which is not in the key table", l.source, l.key, name)
+			}
+		}
+		r := signRow{pattern: strings.ToLower(l.key), keyName: name, identity: identity, source: l.source}
+		t.rows = append(t.rows, r)
+		if _, dup := t.byKey[r.pattern]; !dup {
+			t.byKey[r.pattern] = r
+		}
+	}
+	return t, nil
+}
+
+// lookup returns the rows that apply to local@domain (lower case), first
+// match only unless multiple.
+//
+// refile: every pattern is matched against the whole address in file
+// order; only "*" is a wildcard (OpenDKIM turns patterns into anchored
+// case-insensitive regular expressions with * as .*).
+//
+// Plain tables try, in this order (opendkim.c dkimf_apply_signtable):
+// user@sub.example.com, sub.example.com, then per parent level
+// user@.example.com and .example.com, user@.com and .com, then user@* and *.
+func (t *signingTable) lookup(local, domain string, multiple bool) []signRow {
+	var out []signRow
+	if t.refile {
+		addr := local + "@" + domain
+		for _, r := range t.rows {
+			if wildcardMatch(r.pattern, addr) {
+				out = append(out, r)
+				if !multiple {
+					break
+				}
+			}
+		}
+		return out
+	}
+	keys := []string{local + "@" + domain, domain}
+	for i := strings.IndexByte(domain, '.'); i >= 0; {
+		parent := domain[i:]
+		keys = append(keys, local+"@"+parent, parent)
+		j := strings.IndexByte(domain[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	keys = append(keys, local+"@*", "*")
+	for _, k := range keys {
+		if r, ok := t.byKey[k]; ok {
+			out = append(out, r)
+			if !multiple {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// wildcardMatch matches s against a pattern whose only wildcard is "*".
+func wildcardMatch(p, s string) bool {
+	parts := strings.Split(p, "*")
+	if len(parts) == 1 {
+		return p == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, part := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, part)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(part):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
+}

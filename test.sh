@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of vouch, end-to-end tests against a private Postfix
+# included. As root on Debian 12: installs what the tests need from apt
+# first when something is missing (Postfix, OpenDKIM, dkimpy), then runs
+# go test with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(postfix opendkim opendkim-tools python3-dkim python3-nacl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# No main.cf: the tests run their own Postfix instances (postfix -c DIR).
+	echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+export PATH="/usr/local/go/bin:$PATH"
+go test -race -count=1 "$@" ./...
