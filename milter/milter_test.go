@@ -171,7 +171,6 @@ func verifyStream(t testing.TB, tb *testbed, msg io.Reader) []string {
 	return out
 }
 
-
 func rawMessage(from, extraHeaders, body string) string {
 	return "From: Alice <" + from + ">\nTo: Bob <bob@remote.test>\nSubject: test\nDate: Wed, 25 Nov 2026 10:00:00 +0000\nMessage-ID: <1@example.test>\n" + extraHeaders + "\n" + body
 }

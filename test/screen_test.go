@@ -119,4 +119,6 @@ forged = "reject_close"
 	}
 }
 
-func unfold(s string) string { return strings.NewReplacer("\r\n\t", " ", "\n\t", " ", "\r\n ", " ", "\n ", " ").Replace(s) }
+func unfold(s string) string {
+	return strings.NewReplacer("\r\n\t", " ", "\n\t", " ", "\r\n ", " ", "\n ", " ").Replace(s)
+}
