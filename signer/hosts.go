@@ -70,7 +70,9 @@ func (h *HostList) add(entry string) error {
 		if err != nil {
 			return fmt.Errorf("bad network %q", entry)
 		}
-		if p.Addr().Is4In6() {
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Shorter prefixes stay IPv6: PrefixFrom with negative bits
+			// gives an invalid prefix that matched every IPv4 client.
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		h.addNet(p.Masked(), positive)

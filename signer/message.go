@@ -2,6 +2,7 @@ package signer
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,7 +81,9 @@ func (s *Signer) headerKeys(headers []Header) ([]string, []byte) {
 
 	var keys []string
 	seen := map[string]bool{}
-	for _, name := range s.cfg.Headers {
+	// Oversigned names that are not in Headers are in the block too: all
+	// their instances must be in h= before the extra entry.
+	for _, name := range slices.Concat(s.cfg.Headers, s.cfg.Oversign) {
 		lower := strings.ToLower(name)
 		if seen[lower] {
 			continue

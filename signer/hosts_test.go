@@ -1,0 +1,168 @@
+package signer
+
+import (
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// internalHosts is an InternalHosts file in OpenDKIM syntax.
+const internalHosts = `# InternalHosts
+mail.example.com
+.example.com
+!bad.example.com
+!.outside.example.com
+good.outside.example.com
+
+10.0.0.0/8
+!10.0.0.5
+192.0.2.1            # a single address
+[198.51.100.1]
+[203.0.113.0]/24
+172.16.0.0/12
+!172.16.1.0/24
+172.16.1.7
+2001:db8::/32
+!2001:db8::bad
+::1
+::ffff:192.0.2.128/121
+::ffff:10.0.0.0/90
+Host.Upper.Test
+`
+
+func TestHostListMatch(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "InternalHosts", internalHosts, 0o644)
+	h := &HostList{}
+	if err := h.AddFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if h.Len() != 19 {
+		t.Fatalf("Len = %d, want 19", h.Len())
+	}
+	none := netip.Addr{}
+	outside := netip.MustParseAddr("198.51.100.99")
+	tests := []struct {
+		name, host string
+		ip         netip.Addr
+		want       bool
+		entry      string
+	}{
+		{"exact host", "mail.example.com", outside, true, "mail.example.com"},
+		{"host below a .domain entry", "desk.example.com", outside, true, ".example.com"},
+		{"deep below a .domain entry", "a.b.c.example.com", outside, true, ".example.com"},
+		{".domain does not match the domain itself", "example.com", outside, false, ""},
+		{"negated host", "bad.example.com", outside, false, ""},
+		{"negated host, any case, trailing dot", "BAD.Example.COM.", outside, false, ""},
+		{"below a negated host name", "x.bad.example.com", outside, true, ".example.com"},
+		{"negated .domain", "x.outside.example.com", outside, false, ""},
+		{"host inside a negated .domain", "good.outside.example.com", outside, true, "good.outside.example.com"},
+		{"negated host from an internal network", "bad.example.com", netip.MustParseAddr("10.1.1.1"), true, "10.0.0.0/8"},
+		{"host entries are case-insensitive", "host.upper.test", outside, true, "host.upper.test"},
+		{"unresolved client name", "[10.1.2.3]", netip.MustParseAddr("10.1.2.3"), true, "10.0.0.0/8"},
+		{"unresolved client name is not a host entry", "[192.0.2.1]", outside, false, ""},
+		{"unresolved client name, no address", "[mail.example.com]", none, false, ""},
+		{"no name, no address", "", none, false, ""},
+		{"network", "", netip.MustParseAddr("10.200.0.1"), true, "10.0.0.0/8"},
+		{"negated address in a network", "", netip.MustParseAddr("10.0.0.5"), false, "10.0.0.5/32"},
+		{"neighbour of the negated address", "", netip.MustParseAddr("10.0.0.6"), true, "10.0.0.0/8"},
+		{"single address", "", netip.MustParseAddr("192.0.2.1"), true, "192.0.2.1/32"},
+		{"next to a single address", "", netip.MustParseAddr("192.0.2.2"), false, ""},
+		{"[address]", "", netip.MustParseAddr("198.51.100.1"), true, "198.51.100.1/32"},
+		{"[network]/bits", "", netip.MustParseAddr("203.0.113.77"), true, "203.0.113.0/24"},
+		{"most specific: address beats negated /24", "", netip.MustParseAddr("172.16.1.7"), true, "172.16.1.7/32"},
+		{"most specific: negated /24 beats /12", "", netip.MustParseAddr("172.16.1.8"), false, "172.16.1.0/24"},
+		{"most specific: /12", "", netip.MustParseAddr("172.16.2.1"), true, "172.16.0.0/12"},
+		{"IPv6 network", "", netip.MustParseAddr("2001:db8:1::25"), true, "2001:db8::/32"},
+		{"negated IPv6 address", "", netip.MustParseAddr("2001:db8::bad"), false, "2001:db8::bad/128"},
+		{"IPv6 loopback", "", netip.MustParseAddr("::1"), true, "::1/128"},
+		{"other IPv6", "", netip.MustParseAddr("2001:db9::1"), false, ""},
+		// vouch unmaps IPv4-mapped client addresses (OpenDKIM would only
+		// compare their IPv6 text): they match IPv4 entries.
+		{"IPv4-mapped client in a network", "", netip.MustParseAddr("::ffff:10.1.2.3"), true, "10.0.0.0/8"},
+		{"IPv4-mapped client, negated address", "", netip.MustParseAddr("::ffff:10.0.0.5"), false, "10.0.0.5/32"},
+		{"IPv4-mapped entry", "", netip.MustParseAddr("192.0.2.200"), true, "192.0.2.128/25"},
+		{"IPv4-mapped entry, mapped client", "", netip.MustParseAddr("::ffff:192.0.2.130"), true, "192.0.2.128/25"},
+		// ::ffff:10.0.0.0/90 is shorter than the mapped prefix: it must not
+		// turn into an invalid prefix that matches every IPv4 client.
+		{"short IPv4-mapped prefix", "", netip.MustParseAddr("198.51.100.77"), false, ""},
+		{"outsider", "mail.remote.test", outside, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, entry := h.Match(tc.host, tc.ip)
+			if got != tc.want || entry != tc.entry {
+				t.Fatalf("Match(%q, %v) = %v, %q; want %v, %q", tc.host, tc.ip, got, entry, tc.want, tc.entry)
+			}
+		})
+	}
+
+	var nilList *HostList
+	if ok, _ := nilList.Match("mail.example.com", netip.MustParseAddr("127.0.0.1")); ok {
+		t.Fatal("a nil list matched")
+	}
+}
+
+func TestHostListSources(t *testing.T) {
+	h, err := ParseHostEntries("signing.internal_hosts", []string{"127.0.0.1", "::1", " 10.0.0.0/8 "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddFile("csl:192.0.2.0/24, .example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if h.Len() != 5 {
+		t.Fatalf("Len = %d", h.Len())
+	}
+	for _, c := range []struct {
+		host string
+		ip   string
+	}{{"", "127.0.0.1"}, {"", "::1"}, {"", "10.9.9.9"}, {"", "192.0.2.9"}, {"a.example.com", "198.51.100.1"}} {
+		if ok, _ := h.Match(c.host, netip.MustParseAddr(c.ip)); !ok {
+			t.Errorf("%s %s does not match", c.host, c.ip)
+		}
+	}
+	// An empty list matches nothing.
+	empty, err := ParseHostEntries("x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := empty.Match("localhost", netip.MustParseAddr("127.0.0.1")); ok {
+		t.Fatal("empty list matched")
+	}
+}
+
+func TestHostListErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct{ name, content, want string }{
+		{"prefix too long", "127.0.0.1\n\n10.0.0.0/33\n", ":3: bad network \"10.0.0.0/33\""},
+		{"bad address in network", "# c\n300.1.2.3/8\n", ":2: bad network"},
+		{"not a name", "ok.example.com\nbad_host!\n", `:2: "bad_host!" is not a host name`},
+		{"lone negation", "!\n", `:1: empty entry "!"`},
+		{"bad IPv6 network", "2001:db8::/129\n", ":1: bad network"},
+		{"garbage after bits", "10.0.0.0/8x\n", ":1: bad network"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, dir, strings.ReplaceAll(tc.name, " ", "_"), tc.content, 0o644)
+			err := (&HostList{}).AddFile(path)
+			if err == nil || !strings.Contains(err.Error(), path+tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, path+tc.want)
+			}
+			// The same through New, as the milter loads it.
+			_, _, err = New(Config{InternalHostsFile: path, Headers: []string{"From"}})
+			if err == nil || !strings.Contains(err.Error(), path+tc.want) {
+				t.Fatalf("New: got %v, want an error containing %q", err, path+tc.want)
+			}
+		})
+	}
+	if _, err := ParseHostEntries("signing.internal_hosts", []string{"10.0.0.0/8", "a b"}); err == nil || !strings.Contains(err.Error(), "signing.internal_hosts[1]") {
+		t.Fatalf("ParseHostEntries: %v", err)
+	}
+	if err := (&HostList{}).AddFile("refile:/x"); err == nil {
+		t.Fatal("refile: host list accepted")
+	}
+	if err := (&HostList{}).AddFile(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
