@@ -33,6 +33,7 @@ type session struct {
 
 	// transaction
 	sender    string
+	rcpts     []string
 	auth      string // SASL login, or "" when not authenticated
 	decision  *policy.Decision
 	headers   []signer.Header
@@ -98,7 +99,7 @@ func (s *session) resetConnection() {
 
 func (s *session) resetMessage() {
 	s.abortSigning()
-	s.sender, s.auth, s.decision = "", "", nil
+	s.sender, s.auth, s.decision, s.rcpts = "", "", nil, s.rcpts[:0]
 	s.headers, s.hdrBytes, s.arIndexes, s.arCount = s.headers[:0], 0, nil, 0
 	s.sigReqs, s.fromDom, s.noSign, s.failure = nil, "", "", ""
 	s.started = time.Time{}
@@ -153,6 +154,11 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	if s.auth == "" && m.Get(gomilter.MacroAuthType) != "" {
 		s.auth = "(" + m.Get(gomilter.MacroAuthType) + ")"
 	}
+	if s.auth != "" && s.env.Accounts != nil {
+		if r := s.env.Accounts.CheckSender(context.Background(), s.auth, s.ip); r != nil {
+			return gomilter.RejectWithCodeAndReason(uint16(r.Code), r.Reason())
+		}
+	}
 	if s.screen == nil {
 		return gomilter.RespContinue, nil
 	}
@@ -164,6 +170,18 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	}
 	return gomilter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Reason())
 }
+
+func (s *session) RcptTo(rcptTo string, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("rcpt", &resp, &err)
+	if len(s.rcpts) < maxRcpts {
+		s.rcpts = append(s.rcpts, rcptTo)
+	}
+	return gomilter.RespContinue, nil
+}
+
+// maxRcpts bounds the recipients kept per message (Postfix's default
+// smtpd_recipient_limit is 1000).
+const maxRcpts = 10000
 
 func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("header", &resp, &err)
@@ -257,7 +275,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 			sigs[i] = fmt.Sprintf("d=%s s=%s a=%s", r.Domain, r.Key.Selector, signer.Algorithm(r.Key.Signer))
 		}
 		s.logMessage(qid, "signed", slog.String("signatures", strings.Join(sigs, ", ")))
-		return gomilter.RespAccept, nil
+		return s.accept()
 	}
 	if s.internal == "" && s.auth == "" {
 		if err := s.addAuthResults(m); err != nil {
@@ -265,6 +283,15 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		}
 	}
 	s.logMessage(qid, "not signed", slog.String("reason", s.noSign))
+	return s.accept()
+}
+
+// accept ends an accepted message; an authenticated sender's message
+// counts towards its account's limits.
+func (s *session) accept() (*gomilter.Response, error) {
+	if s.auth != "" && s.env.Accounts != nil {
+		s.env.Accounts.Accepted(context.Background(), s.auth, s.ip, s.rcpts)
+	}
 	return gomilter.RespAccept, nil
 }
 
