@@ -97,7 +97,7 @@ func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 	if screen != nil {
 		env.Screener = policy.NewScreener(screen, res, nil)
 	}
-	srv := NewServer(env)
+	srv := NewServer(env, Limits{ReadTimeout: time.Minute})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -366,5 +366,32 @@ func TestBadPacketsDoNotKillTheDaemon(t *testing.T) {
 	headers, body := mtaclient.Split([]byte(rawMessage("alice@example.test", "", "x\n")))
 	if r := tb.send(t, &mtaclient.Message{ClientIP: "10.0.0.1", From: "a@example.test", Headers: headers, Body: strings.NewReader(string(body))}); !r.Accepted() {
 		t.Fatal("daemon does not serve after bad packets")
+	}
+}
+
+// TestMaxSessions: beyond limits.max_sessions new sessions are tempfailed,
+// never dropped, and the others keep working.
+func TestMaxSessions(t *testing.T) {
+	tb := newTestbed(t, nil)
+	tb.srv.limits.MaxSessions = 1
+	c := mtaclient.NewClient("tcp", tb.addr)
+	held, err := c.Session(gomilter.NewMacroBag())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Conn("[10.0.0.9]", gomilter.FamilyInet, 1, "10.0.0.9"); err != nil {
+		t.Fatal(err)
+	}
+	r := tb.send(t, &mtaclient.Message{ClientIP: "10.0.0.1", From: "a@example.test"})
+	if r.Accepted() || r.Action.SMTPCode != 451 || !strings.Contains(r.Action.SMTPReply, "4.3.2") {
+		t.Fatalf("over the limit: stage %q %+v", r.Stage, r.Action)
+	}
+	held.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for tb.srv.Sessions() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := tb.send(t, &mtaclient.Message{ClientIP: "10.0.0.1", From: "a@example.test"}); !r.Accepted() {
+		t.Fatalf("after the held session ended: %+v", r.Action)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"vouch/internal/metrics"
 	"vouch/policy"
 	"vouch/signer"
 )
@@ -29,6 +30,14 @@ type Env struct {
 	AuthservID string           // "" means the MTA's host name (macro j)
 	MaxHeaders int              // header bytes per message; above it the message is tempfailed
 	Log        *slog.Logger
+	Metrics    *metrics.Metrics // nil: no metrics
+}
+
+// Limits are the server's fixed limits (they need a restart to change).
+type Limits struct {
+	MaxSessions  int           // milter connections at once; more are tempfailed
+	ReadTimeout  time.Duration // waiting for the MTA's next command
+	WriteTimeout time.Duration // sending one reply
 }
 
 // AccountGuard limits what one SMTP-authenticated account may send (account
@@ -47,6 +56,7 @@ type Server struct {
 	env      atomic.Pointer[Env]
 	srv      *gomilter.Server
 	log      *slog.Logger
+	limits   Limits
 	sessions atomic.Int64
 }
 
@@ -68,14 +78,18 @@ var macros = map[gomilter.MacroStage][]gomilter.MacroName{
 }
 
 // NewServer builds a server for env.
-func NewServer(env *Env) *Server {
-	s := &Server{log: env.Log}
+func NewServer(env *Env, limits Limits) *Server {
+	s := &Server{log: env.Log, limits: limits}
 	s.env.Store(env)
+	if limits.WriteTimeout <= 0 {
+		limits.WriteTimeout = 30 * time.Second
+	}
 	opts := []gomilter.Option{
-		gomilter.WithActions(gomilter.OptAddHeader | gomilter.OptChangeHeader),
+		gomilter.WithActions(gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine),
 		gomilter.WithProtocols(protocol),
 		gomilter.WithMilter(func() gomilter.Milter { return &session{srv: s} }),
-		gomilter.WithWriteTimeout(10 * time.Second),
+		gomilter.WithWriteTimeout(limits.WriteTimeout),
+		gomilter.WithReadTimeout(limits.ReadTimeout),
 	}
 	for stage, names := range macros {
 		opts = append(opts, gomilter.WithMacroRequest(stage, names))

@@ -11,6 +11,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"vouch/internal/metrics"
 	"vouch/policy"
 	"vouch/signer"
 )
@@ -32,20 +33,25 @@ type session struct {
 	authID   string
 
 	// transaction
-	sender    string
-	rcpts     []string
-	auth      string // SASL login, or "" when not authenticated
-	decision  *policy.Decision
-	headers   []signer.Header
-	hdrBytes  int
-	arIndexes []int // 1-based indexes of our-id Authentication-Results headers
-	arCount   int
-	msg       *signer.Message
-	sigReqs   []signer.Request
-	fromDom   string
-	noSign    string // why the message is not signed
-	failure   string // internal trouble: the message is tempfailed at EOM
-	started   time.Time
+	sender       string
+	rcpts        []string
+	auth         string // SASL login, or "" when not authenticated
+	decision     *policy.Decision
+	headers      []signer.Header
+	hdrBytes     int
+	arIndexes    []int // 1-based indexes of our-id Authentication-Results headers
+	arCount      int
+	msg          *signer.Message
+	sigReqs      []signer.Request
+	fromDom      string
+	noSign       string // why the message is not signed
+	noSignClass  string // the same as a metric label
+	failure      string // internal trouble: the message is tempfailed at EOM
+	failureClass string
+	started      time.Time
+
+	counted   bool // this connection is counted in the sessions in flight
+	overLimit bool // limits.max_sessions was reached when it came in
 }
 
 var tempfailInternal = mustReply(451, "4.3.0 Temporary local problem, try again later")
@@ -62,8 +68,9 @@ func mustReply(code uint16, reason string) *gomilter.Response {
 // log line with the stack, instead of the end of the daemon.
 func (s *session) guard(stage string, resp **gomilter.Response, err *error) {
 	if p := recover(); p != nil {
+		s.metrics().Panic()
 		s.log().Error("panic in milter callback; message tempfailed", "stage", stage, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		s.failure = "internal error in " + stage
+		s.fail("panic", "internal error in "+stage)
 		s.abortSigning()
 		if resp != nil {
 			*resp = tempfailInternal
@@ -72,6 +79,13 @@ func (s *session) guard(stage string, resp **gomilter.Response, err *error) {
 			*err = nil
 		}
 	}
+}
+
+func (s *session) metrics() *metrics.Metrics {
+	if s.env != nil {
+		return s.env.Metrics
+	}
+	return nil
 }
 
 func (s *session) log() *slog.Logger {
@@ -83,7 +97,13 @@ func (s *session) log() *slog.Logger {
 
 func (s *session) NewConnection(m gomilter.Modifier) (err error) {
 	defer s.guard("connect", nil, &err)
-	s.srv.sessions.Add(1)
+	if !s.counted {
+		s.counted = true
+		n := s.srv.sessions.Add(1)
+		s.env = s.srv.env.Load()
+		s.metrics().Sessions(1)
+		s.overLimit = s.srv.limits.MaxSessions > 0 && n > int64(s.srv.limits.MaxSessions)
+	}
 	s.env = s.srv.env.Load()
 	s.resetConnection()
 	return nil
@@ -101,8 +121,20 @@ func (s *session) resetMessage() {
 	s.abortSigning()
 	s.sender, s.auth, s.decision, s.rcpts = "", "", nil, s.rcpts[:0]
 	s.headers, s.hdrBytes, s.arIndexes, s.arCount = s.headers[:0], 0, nil, 0
-	s.sigReqs, s.fromDom, s.noSign, s.failure = nil, "", "", ""
+	s.sigReqs, s.fromDom, s.noSign, s.noSignClass, s.failure, s.failureClass = nil, "", "", "", "", ""
 	s.started = time.Time{}
+}
+
+// fail marks the message for a tempfail at end of message (the first
+// reason counts).
+func (s *session) fail(class, detail string) {
+	if s.failure == "" {
+		s.failure, s.failureClass = detail, class
+	}
+}
+
+func (s *session) skipSigning(class, detail string) {
+	s.noSign, s.noSignClass = detail, class
 }
 
 func (s *session) abortSigning() {
@@ -114,6 +146,12 @@ func (s *session) abortSigning() {
 
 func (s *session) Connect(host string, family string, port uint16, addr string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("connect", &resp, &err)
+	if s.overLimit {
+		// A tempfail at connect reaches the client at MAIL FROM (Postfix).
+		s.metrics().SessionRefused()
+		s.log().Warn("too many milter sessions: tempfailing", "max_sessions", s.srv.limits.MaxSessions, "client", host)
+		return gomilter.RejectWithCodeAndReason(451, "4.3.2 Too busy, try again later")
+	}
 	s.client = host
 	switch family {
 	case "tcp4", "tcp6":
@@ -164,7 +202,7 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	}
 	d := s.screen.Mail(context.Background(), from, s.auth != "")
 	s.decision = &d
-	s.logDecision(d)
+	s.recordDecision(d)
 	if d.Reply == nil {
 		return gomilter.RespContinue, nil
 	}
@@ -187,9 +225,7 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 	defer s.guard("header", &resp, &err)
 	s.hdrBytes += len(name) + len(value) + 3
 	if s.env.MaxHeaders > 0 && s.hdrBytes > s.env.MaxHeaders {
-		if s.failure == "" {
-			s.failure = fmt.Sprintf("header block larger than %d bytes", s.env.MaxHeaders)
-		}
+		s.fail("header_limit", fmt.Sprintf("header block larger than %d bytes", s.env.MaxHeaders))
 		return gomilter.RespContinue, nil
 	}
 	s.headers = append(s.headers, signer.Header{Name: name, Value: value})
@@ -210,12 +246,12 @@ func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err err
 		return gomilter.RespContinue, nil
 	}
 	if s.internal == "" && s.auth == "" {
-		s.noSign = "untrusted client"
+		s.skipSigning("untrusted", "untrusted client")
 		return gomilter.RespContinue, nil
 	}
 	local, domain, ferr := signer.FromAddress(s.headers)
 	if ferr != nil {
-		s.noSign = ferr.Error()
+		s.skipSigning("from_header", ferr.Error())
 		return gomilter.RespContinue, nil
 	}
 	s.fromDom = domain
@@ -223,16 +259,16 @@ func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err err
 	if lerr != nil {
 		// A key that should sign cannot be loaded: sending the message
 		// unsigned would get it refused downstream; defer it instead.
-		s.failure = "signing key unavailable: " + lerr.Error()
+		s.fail("key_unavailable", "signing key unavailable: "+lerr.Error())
 		return gomilter.RespContinue, nil
 	}
 	if len(reqs) == 0 {
-		s.noSign = "no key for " + domain
+		s.skipSigning("no_key", "no key for "+domain)
 		return gomilter.RespContinue, nil
 	}
 	msg, serr := s.env.Signer.NewMessage(reqs, s.headers)
 	if serr != nil {
-		s.failure = "cannot start signing: " + serr.Error()
+		s.fail("signing", "cannot start signing: "+serr.Error())
 		return gomilter.RespContinue, nil
 	}
 	s.msg, s.sigReqs = msg, reqs
@@ -243,7 +279,7 @@ func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.R
 	defer s.guard("body", &resp, &err)
 	if s.msg != nil {
 		if _, werr := s.msg.Write(chunk); werr != nil {
-			s.failure = "signing: " + werr.Error()
+			s.fail("signing", "signing: "+werr.Error())
 			s.abortSigning()
 		}
 	}
@@ -255,6 +291,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	qid := m.Get(gomilter.MacroQueueId)
 	defer s.resetMessage()
 	if s.failure != "" {
+		s.metrics().Tempfailed(s.failureClass)
 		s.logMessage(qid, "tempfail", slog.String("reason", s.failure))
 		return tempfailInternal, nil
 	}
@@ -262,6 +299,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		values, ferr := s.msg.Finish()
 		s.msg = nil
 		if ferr != nil {
+			s.metrics().Tempfailed("signing")
 			s.logMessage(qid, "tempfail", slog.String("reason", "signing failed: "+ferr.Error()))
 			return tempfailInternal, nil
 		}
@@ -273,6 +311,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		sigs := make([]string, len(s.sigReqs))
 		for i, r := range s.sigReqs {
 			sigs[i] = fmt.Sprintf("d=%s s=%s a=%s", r.Domain, r.Key.Selector, signer.Algorithm(r.Key.Signer))
+			s.metrics().Signed(r.Domain)
 		}
 		s.logMessage(qid, "signed", slog.String("signatures", strings.Join(sigs, ", ")))
 		return s.accept()
@@ -282,6 +321,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 			return nil, err
 		}
 	}
+	s.metrics().Unsigned(s.noSignClass)
 	s.logMessage(qid, "not signed", slog.String("reason", s.noSign))
 	return s.accept()
 }
@@ -327,7 +367,11 @@ func (s *session) Cleanup(m gomilter.Modifier) {
 		s.screen = nil
 	}
 	s.abortSigning()
-	s.srv.sessions.Add(-1)
+	if s.counted {
+		s.counted = false
+		s.srv.sessions.Add(-1)
+		s.metrics().Sessions(-1)
+	}
 }
 
 // logMessage writes the one line per message.
@@ -348,9 +392,16 @@ func (s *session) logMessage(qid, result string, attrs ...slog.Attr) {
 	s.log().LogAttrs(context.Background(), slog.LevelInfo, "message", append(base, attrs...)...)
 }
 
-// logDecision writes one line per screening decision with what each check
-// found, the DNS answers it used and what was done.
-func (s *session) logDecision(d policy.Decision) {
+// recordDecision logs one line per screening decision with what each check
+// found, the DNS answers it used and what was done, and counts it.
+func (s *session) recordDecision(d policy.Decision) {
+	m := s.metrics()
+	if d.Exemption == "" {
+		m.ScreenDecision(d.Action.String(), d.Trial)
+		for _, v := range d.Verdicts {
+			m.ScreenResult(string(v.Check), string(v.Outcome), v.Action.String())
+		}
+	}
 	attrs := []slog.Attr{
 		slog.String("ip", s.ip.String()), slog.String("client", s.client), slog.String("helo", s.helo),
 		slog.String("sender", s.sender), slog.String("action", d.Action.String()),

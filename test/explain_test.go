@@ -75,3 +75,19 @@ mail = %q
 		})
 	}
 }
+
+func runVouch(args ...string) (string, error) {
+	out, err := exec.Command(vouchBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+func exitStatus(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}

@@ -29,11 +29,15 @@ func DefaultTOML() []byte { return bytes.Clone(defaultTOML) }
 
 // Config is the whole configuration.
 type Config struct {
-	Listen     string `toml:"listen"`
-	LogLevel   string `toml:"log_level"`
-	LogFormat  string `toml:"log_format"`
-	AuthservID string `toml:"authserv_id"`
+	Listen        string `toml:"listen"`
+	SocketMode    string `toml:"socket_mode"`
+	SocketGroup   string `toml:"socket_group"`
+	LogLevel      string `toml:"log_level"`
+	LogFormat     string `toml:"log_format"`
+	AuthservID    string `toml:"authserv_id"`
+	MetricsListen string `toml:"metrics_listen"`
 
+	Limits    Limits    `toml:"limits"`
 	DNS       DNS       `toml:"dns"`
 	Signing   Signing   `toml:"signing"`
 	Screen    Screen    `toml:"screen"`
@@ -41,6 +45,15 @@ type Config struct {
 
 	// Path is the file this came from ("" for the embedded defaults).
 	Path string `toml:"-"`
+}
+
+// Limits protect the daemon and the mail flow.
+type Limits struct {
+	MaxSessions     int           `toml:"max_sessions"`
+	MaxHeaderBytes  int           `toml:"max_header_bytes"`
+	ReadTimeout     time.Duration `toml:"read_timeout"`
+	WriteTimeout    time.Duration `toml:"write_timeout"`
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 }
 
 // DNS configures the resolver shared by every check.

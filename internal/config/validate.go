@@ -3,8 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,23 @@ func (c *Config) Validate() error {
 
 	if _, err := milter.ParseAddress(c.Listen); err != nil {
 		add("listen: %v", err)
+	}
+	if c.SocketMode != "" {
+		if m, err := strconv.ParseUint(c.SocketMode, 8, 32); err != nil || m > 0o777 {
+			add("socket_mode: %q is not an octal mode like \"0660\"", c.SocketMode)
+		}
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			add("metrics_listen: %q is not host:port", c.MetricsListen)
+		}
+	}
+	l := c.Limits
+	if l.MaxSessions < 0 || l.MaxHeaderBytes < 0 {
+		add("limits: max_sessions and max_header_bytes must not be negative")
+	}
+	if l.ReadTimeout < time.Second || l.WriteTimeout < time.Second || l.ShutdownTimeout < 0 {
+		add("limits: read_timeout and write_timeout must be at least 1s (write a unit, e.g. \"30s\")")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

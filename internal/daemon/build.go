@@ -13,16 +13,13 @@ import (
 	"strings"
 
 	"vouch/internal/config"
+	"vouch/internal/metrics"
 	"vouch/internal/resolver"
 	"vouch/milter"
 	"vouch/policy"
 	"vouch/signer"
 	"vouch/whitelist"
 )
-
-// maxHeaderBytes bounds the header block of one message held for signing.
-// Postfix's own limit per header is header_size_limit (100 KiB).
-const maxHeaderBytes = 1 << 20
 
 // Runtime is a configuration brought to life: loaded keys, tables, lists
 // and the resolver. A reload builds a new Runtime and swaps it in whole.
@@ -50,8 +47,8 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // Build validates cfg and loads everything it names. The error lists every
-// problem found, each naming its file (and line) and reason.
-func Build(cfg *config.Config, log *slog.Logger) (*Runtime, error) {
+// problem found, each naming its file (and line) and reason. m may be nil.
+func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, error) {
 	var errs []error
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
@@ -81,6 +78,8 @@ func Build(cfg *config.Config, log *slog.Logger) (*Runtime, error) {
 	})
 	if err != nil {
 		errs = append(errs, err)
+	} else {
+		res.ObserveQuery = m.DNSQuery
 	}
 	rt.Resolver = res
 
@@ -104,7 +103,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*Runtime, error) {
 	}
 	rt.Env = &milter.Env{
 		Signer: sg, Screener: rt.Screener, AuthservID: cfg.AuthservID,
-		MaxHeaders: maxHeaderBytes, Log: log,
+		MaxHeaders: cfg.Limits.MaxHeaderBytes, Log: log, Metrics: m,
 	}
 	return rt, nil
 }

@@ -5,19 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
 	"syscall"
 	"time"
 
 	"vouch/internal/config"
+	"vouch/internal/metrics"
 	"vouch/milter"
 )
 
 // Options are serve's command-line settings.
 type Options struct {
-	ConfigPath      string // "" means /etc/vouch/vouch.toml if it exists, else the embedded defaults
-	ShutdownTimeout time.Duration
+	ConfigPath      string        // "" means /etc/vouch/vouch.toml if it exists, else the embedded defaults
+	ShutdownTimeout time.Duration // 0: limits.shutdown_timeout
+	Version         string
 }
 
 // Load reads the configuration serve would use.
@@ -36,18 +42,37 @@ func Serve(opts Options) error {
 		return err
 	}
 	log := NewLogger(cfg, os.Stderr)
-	rt, err := Build(cfg, log)
+	m := metrics.New(opts.Version)
+	rt, err := Build(cfg, log, m)
 	if err != nil {
 		return err
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = cfg.Limits.ShutdownTimeout
 	}
 	addr, _ := milter.ParseAddress(cfg.Listen)
 	ln, err := milter.Listen(addr)
 	if err != nil {
 		return err
 	}
-	srv := milter.NewServer(rt.Env)
+	if err := socketPermissions(cfg, addr); err != nil {
+		ln.Close()
+		return err
+	}
+	if cfg.MetricsListen != "" {
+		if err := serveMetrics(log, cfg.MetricsListen, m); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	srv := milter.NewServer(rt.Env, milter.Limits{
+		MaxSessions: cfg.Limits.MaxSessions, ReadTimeout: cfg.Limits.ReadTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
+	})
 	rt.start()
 	logStart(log, rt, addr)
+	if err := notify("READY=1\nSTATUS=listening on " + addr.String()); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -62,9 +87,12 @@ func Serve(opts Options) error {
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				rt = reload(log, opts.ConfigPath, rt, srv)
+				notify(reloadingState())
+				rt = reload(log, opts.ConfigPath, rt, srv, m)
+				notify("READY=1")
 				continue
 			}
+			notify("STOPPING=1")
 			log.Info("shutting down: no new connections, waiting for open sessions", "signal", sig.String(), "sessions", srv.Sessions(), "timeout", opts.ShutdownTimeout)
 			ctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
 			err := srv.Shutdown(ctx)
@@ -86,11 +114,11 @@ func Serve(opts Options) error {
 // reload builds a new runtime from the config file and swaps it in; on any
 // error the old one stays and the error is logged with file, line and
 // reason. Sessions already open keep the runtime they started with.
-func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server) *Runtime {
+func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *metrics.Metrics) *Runtime {
 	cfg, err := Load(path)
 	if err == nil {
 		var rt *Runtime
-		if rt, err = Build(cfg, log); err == nil {
+		if rt, err = Build(cfg, log, m); err == nil {
 			if cfg.Listen != old.Config.Listen {
 				log.Warn("reload: listen changed; it takes effect at the next restart", "listen", old.Config.Listen, "configured", cfg.Listen)
 			}
@@ -101,11 +129,56 @@ func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server) *Ru
 			old.close()
 			rt.start()
 			log.Info("reloaded", "config", configName(cfg))
+			m.Reload(true)
 			return rt
 		}
 	}
+	m.Reload(false)
 	log.Error("reload failed; the previous configuration stays in force", "err", err.Error())
 	return old
+}
+
+// socketPermissions applies socket_mode and socket_group to a unix socket.
+func socketPermissions(cfg *config.Config, addr milter.Address) error {
+	if addr.Network != "unix" {
+		return nil
+	}
+	if cfg.SocketGroup != "" {
+		g, err := user.LookupGroup(cfg.SocketGroup)
+		if err != nil {
+			return fmt.Errorf("socket_group: %w", err)
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		if err := os.Chown(addr.Addr, -1, gid); err != nil {
+			return fmt.Errorf("socket_group %s: %w", cfg.SocketGroup, err)
+		}
+	}
+	if cfg.SocketMode != "" {
+		mode, _ := strconv.ParseUint(cfg.SocketMode, 8, 32)
+		if err := os.Chmod(addr.Addr, os.FileMode(mode)); err != nil {
+			return fmt.Errorf("socket_mode: %w", err)
+		}
+	}
+	return nil
+}
+
+// serveMetrics serves /metrics on addr in the background.
+func serveMetrics(log *slog.Logger, addr string, m *metrics.Metrics) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics_listen: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(addr); host != "localhost" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			log.Warn("metrics are served beyond loopback", "metrics_listen", addr)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return nil
 }
 
 func configName(cfg *config.Config) string {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	gomilter "github.com/d--j/go-milter"
 )
@@ -79,26 +80,40 @@ func run(s *gomilter.ClientSession, m *Message) (*Result, error) {
 	if strings.Contains(m.ClientIP, ":") {
 		family = gomilter.FamilyInet6
 	}
-	res := &Result{}
-	stop := func(stage string, act *gomilter.Action) (*Result, error) {
-		res.Stage, res.Action = stage, act
-		return res, nil
-	}
 	act, err := s.Conn(name, family, 25000, m.ClientIP)
 	if err != nil {
 		return nil, err
 	}
 	if act.StopProcessing() {
-		return stop("connect", act)
+		return &Result{Stage: "connect", Action: act}, nil
 	}
 	// go-milter's client needs a HELO before MAIL.
 	if act, err = s.Helo(or(m.HELO, "client.example.test")); err != nil {
 		return nil, err
 	}
 	if act.StopProcessing() {
-		return stop("helo", act)
+		return &Result{Stage: "helo", Action: act}, nil
 	}
-	if act, err = s.Mail(m.From, ""); err != nil {
+	return runTx(s, m, false, nil)
+}
+
+// chunkPool holds body buffers: Postfix sends the body in chunks of at
+// most 65535 bytes.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 65535); return &b }}
+
+// runTx runs one transaction, MAIL to end of message. With postfix set,
+// header values lose their first space unless the milter negotiated
+// SMFIP_HDR_LEADSPC, and Postfix's space is put back in front of the
+// values of headers the milter adds or changes (milter8.c); onRcpt, if
+// set, is called before each recipient (to set its macros).
+func runTx(s *gomilter.ClientSession, m *Message, postfix bool, onRcpt func(string)) (*Result, error) {
+	res := &Result{}
+	stop := func(stage string, act *gomilter.Action) (*Result, error) {
+		res.Stage, res.Action = stage, act
+		return res, nil
+	}
+	act, err := s.Mail(m.From, "")
+	if err != nil {
 		return nil, err
 	}
 	if act.StopProcessing() {
@@ -109,6 +124,9 @@ func run(s *gomilter.ClientSession, m *Message) (*Result, error) {
 		rcpts = []string{"user@example.test"}
 	}
 	for _, r := range rcpts {
+		if onRcpt != nil {
+			onRcpt(r)
+		}
 		if act, err = s.Rcpt(r, ""); err != nil {
 			return nil, err
 		}
@@ -122,8 +140,13 @@ func run(s *gomilter.ClientSession, m *Message) (*Result, error) {
 	if act.StopProcessing() {
 		return stop("data", act)
 	}
+	eatSpace := postfix && !s.ProtocolOption(gomilter.OptHeaderLeadingSpace)
 	for _, h := range m.Headers {
-		if act, err = s.HeaderField(h.Name, h.Value, nil); err != nil {
+		value := h.Value
+		if eatSpace && strings.HasPrefix(value, " ") {
+			value = value[1:] // "Sendmail by default eats one space (not tab) after the colon"
+		}
+		if act, err = s.HeaderField(h.Name, value, nil); err != nil {
 			return nil, err
 		}
 		if act.StopProcessing() {
@@ -140,8 +163,9 @@ func run(s *gomilter.ClientSession, m *Message) (*Result, error) {
 	if body == nil {
 		body = strings.NewReader("")
 	}
-	// Postfix sends the body in chunks of at most 65535 bytes.
-	buf := make([]byte, 65535)
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
 	sent := false
 	for {
 		n, rerr := io.ReadFull(body, buf)
@@ -167,7 +191,20 @@ func run(s *gomilter.ClientSession, m *Message) (*Result, error) {
 		return nil, err
 	}
 	res.Mods, res.Action = mods, act
-	res.Headers = Apply(m.Headers, mods)
+	applied := mods
+	if eatSpace {
+		applied = make([]gomilter.ModifyAction, len(mods))
+		for i, md := range mods {
+			switch md.Type {
+			case gomilter.ActionAddHeader, gomilter.ActionInsertHeader, gomilter.ActionChangeHeader:
+				if md.HeaderValue != "" {
+					md.HeaderValue = " " + md.HeaderValue
+				}
+			}
+			applied[i] = md
+		}
+	}
+	res.Headers = Apply(m.Headers, applied)
 	if act.StopProcessing() && act.Type != gomilter.ActionAccept {
 		res.Stage = "eom"
 	}

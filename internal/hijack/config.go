@@ -1,0 +1,181 @@
+package hijack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Actions taken when an account goes over a limit.
+const (
+	// ActionTempfail refuses MAIL FROM with 452 4.7.1 while the sliding
+	// window is full; the account sends again as soon as old messages fall
+	// out of the window.
+	ActionTempfail = "tempfail"
+	// ActionFreeze freezes the account: every later message is refused
+	// with 550 5.7.1 (450 4.7.1 in trial mode) until an admin releases it,
+	// and the postmaster gets one notification.
+	ActionFreeze = "freeze"
+)
+
+// Backends that hold the counters and the freeze list.
+const (
+	// BackendMemory counts in this process; freezes are persisted in
+	// StateFile.
+	BackendMemory = "memory"
+	// BackendRedis counts in Redis, shared by every vouch instance that
+	// uses the same server; freezes live in Redis too.
+	BackendRedis = "redis"
+)
+
+// Config is the [hijack] section. The TOML keys are in the field comments;
+// zero values take the defaults of DefaultConfig (see withDefaults).
+type Config struct {
+	Enabled       bool          // enabled
+	Messages      int           // messages: accepted messages per window; the next one is over the limit
+	Recipients    int           // recipients: recipients of accepted messages per window
+	Window        time.Duration // window: length of the sliding window
+	Action        string        // action: "tempfail" or "freeze"
+	ExemptFile    string        // exempt_file: logins never limited (whitelist grammar, see exempt.go)
+	Postmaster    string        // postmaster: who gets the freeze notification; "" sends none
+	NotifySMTP    string        // notify_smtp: host:port of the local MTA, plain SMTP, no AUTH
+	NotifyFrom    string        // notify_from: envelope and header sender of the notification
+	StateFile     string        // state_file: the freeze list of the memory backend (JSON)
+	AdminSocket   string        // admin_socket: unix socket for `vouch accounts`; "" serves none
+	Backend       string        // backend: "memory" or "redis"
+	RedisURL      string        // redis_url: redis://[user:password@]host:port/db (or rediss://, unix://)
+	RedisFailOpen bool          // redis_fail_open: Redis unreachable: count locally (true) or tempfail 451 4.3.0 (false)
+	Trial         bool          // trial: freeze replies are 450 4.7.1 instead of 550 5.7.1
+
+	// Now is the clock; nil means time.Now. Tests set it; not in TOML.
+	Now func() time.Time
+}
+
+// Defaults, also written in the embedded default.toml.
+const (
+	DefaultMessages    = 200
+	DefaultRecipients  = 500
+	DefaultWindow      = 30 * time.Minute
+	DefaultNotifySMTP  = "127.0.0.1:25"
+	DefaultNotifyFrom  = "vouch@localhost"
+	DefaultStateFile   = "/var/lib/vouch/frozen.json"
+	DefaultAdminSocket = "/run/vouch/admin.sock"
+)
+
+// DefaultConfig is the [hijack] section as the embedded defaults have it
+// (disabled).
+func DefaultConfig() Config {
+	return Config{
+		Messages:      DefaultMessages,
+		Recipients:    DefaultRecipients,
+		Window:        DefaultWindow,
+		Action:        ActionTempfail,
+		NotifySMTP:    DefaultNotifySMTP,
+		NotifyFrom:    DefaultNotifyFrom,
+		StateFile:     DefaultStateFile,
+		AdminSocket:   DefaultAdminSocket,
+		Backend:       BackendMemory,
+		RedisFailOpen: true,
+	}
+}
+
+// withDefaults fills the zero values that have a default. RedisFailOpen
+// cannot be told apart from an explicit false here: the TOML defaults
+// (true) are decoded first, so the config package sets it. AdminSocket ""
+// is kept: no admin socket.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Messages == 0 {
+		c.Messages = d.Messages
+	}
+	if c.Recipients == 0 {
+		c.Recipients = d.Recipients
+	}
+	if c.Window == 0 {
+		c.Window = d.Window
+	}
+	if c.Action == "" {
+		c.Action = d.Action
+	}
+	if c.NotifySMTP == "" {
+		c.NotifySMTP = d.NotifySMTP
+	}
+	if c.NotifyFrom == "" {
+		c.NotifyFrom = d.NotifyFrom
+	}
+	if c.StateFile == "" {
+		c.StateFile = d.StateFile
+	}
+	if c.Backend == "" {
+		c.Backend = d.Backend
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem of the section at once, each naming its
+// key (hijack.KEY), after the defaults are applied. A disabled section is
+// not checked.
+func (c Config) Validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	c = c.withDefaults()
+	var errs []error
+	bad := func(key, format string, v ...any) {
+		errs = append(errs, fmt.Errorf("hijack.%s: %s", key, fmt.Sprintf(format, v...)))
+	}
+	if c.Messages < 0 {
+		bad("messages", "must be positive, not %d", c.Messages)
+	}
+	if c.Recipients < 0 {
+		bad("recipients", "must be positive, not %d", c.Recipients)
+	}
+	if c.Window < time.Second {
+		bad("window", "must be at least 1s, not %s", c.Window)
+	}
+	if c.Action != ActionTempfail && c.Action != ActionFreeze {
+		bad("action", "unknown action %q (tempfail or freeze)", c.Action)
+	}
+	if c.Postmaster != "" && !plainAddress(c.Postmaster) {
+		bad("postmaster", "%q is not a plain mail address", c.Postmaster)
+	}
+	if !plainAddress(c.NotifyFrom) {
+		bad("notify_from", "%q is not a plain mail address", c.NotifyFrom)
+	}
+	if _, _, err := net.SplitHostPort(c.NotifySMTP); err != nil {
+		bad("notify_smtp", "%q is not host:port", c.NotifySMTP)
+	}
+	switch c.Backend {
+	case BackendMemory:
+	case BackendRedis:
+		if c.RedisURL == "" {
+			bad("redis_url", "required with backend = \"redis\"")
+		} else if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			bad("redis_url", "%v", err)
+		}
+	default:
+		bad("backend", "unknown backend %q (memory or redis)", c.Backend)
+	}
+	return errors.Join(errs...)
+}
+
+// plainAddress accepts what can go in MAIL FROM / RCPT TO without quoting:
+// local@domain, or a bare "postmaster" (RFC 5321 §4.5.1: every host
+// accepts it).
+func plainAddress(s string) bool {
+	if s == "" || strings.ContainsAny(s, " \t\r\n<>()[],;:\"\\") {
+		return false
+	}
+	if strings.EqualFold(s, "postmaster") {
+		return true
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && domain != "" && !strings.Contains(domain, "@")
+}

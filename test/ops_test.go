@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"vouch/internal/mtaclient"
+)
+
+func waitLog(t testing.TB, v *vouch, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(v.logs.String(), want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("vouch never logged %q:\n%s", want, v.logs.String())
+}
+
+func sendSigned(t testing.TB, v *vouch, z *zone, from string) []string {
+	t.Helper()
+	headers, body := mtaclient.Split([]byte(message(from, "ops")))
+	r, err := mtaclient.Send(mtaclient.NewClient("tcp", v.addr()), &mtaclient.Message{ClientIP: "127.0.0.1", From: from, Headers: headers, Body: strings.NewReader(string(body))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Accepted() {
+		t.Fatalf("not accepted: %+v", r.Action)
+	}
+	msg := mtaclient.Render(r.Headers, body)
+	if signatures(msg) == 0 {
+		return nil
+	}
+	return z.verifyAll(t, msg)
+}
+
+// TestReloadAndMetrics: SIGHUP with a broken config keeps the old one in
+// force (mail keeps being signed) and logs file and reason; a good config
+// is swapped in; the metrics page counts messages and reloads.
+func TestReloadAndMetrics(t *testing.T) {
+	dir := t.TempDir()
+	z := newZone(t)
+	key1 := z.genkey(t, dir+"/one", "one.test", "s1", "rsa")
+	key2 := z.genkey(t, dir+"/two", "two.test", "s1", "ed25519")
+	metricsPort := freePort(t)
+	good := fmt.Sprintf(`metrics_listen = "127.0.0.1:%d"
+[dns]
+servers = [%q]
+[screen]
+enabled = false
+[[signing.key]]
+domain = "one.test"
+selector = "s1"
+private_key = %q
+`, metricsPort, z.Addr, key1)
+	v := startVouch(t, dir, good)
+	listen := fmt.Sprintf("listen = \"inet:%d@127.0.0.1\"\n", v.port)
+	if d := sendSigned(t, v, z, "a@one.test"); len(d) != 1 {
+		t.Fatalf("before reload: %v", d)
+	}
+
+	// A broken config: a key file that does not exist.
+	write(t, v.config, listen+good+fmt.Sprintf("[[signing.key]]\ndomain = \"two.test\"\nselector = \"s1\"\nprivate_key = %q\n", dir+"/missing.private"))
+	v.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, v, "reload failed; the previous configuration stays in force")
+	if !strings.Contains(v.logs.String(), dir+"/missing.private: no such file") {
+		t.Fatalf("the log does not name the file and reason:\n%s", v.logs.String())
+	}
+	if d := sendSigned(t, v, z, "a@one.test"); len(d) != 1 {
+		t.Fatalf("after a failed reload: %v", d)
+	}
+
+	// A good config with a second domain.
+	write(t, v.config, listen+good+fmt.Sprintf("[[signing.key]]\ndomain = \"two.test\"\nselector = \"s1\"\nprivate_key = %q\n", key2))
+	v.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, v, "msg=reloaded")
+	if d := sendSigned(t, v, z, "b@two.test"); len(d) != 1 || d[0] != "two.test" {
+		t.Fatalf("after reload: %v", d)
+	}
+
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`vouch_messages_signed_total{domain="one.test"} 2`,
+		`vouch_messages_signed_total{domain="two.test"} 1`,
+		`vouch_reloads_total{result="failed"} 1`,
+		`vouch_reloads_total{result="ok"} 1`,
+		`vouch_sessions_in_flight 0`,
+		`vouch_build_info{`,
+	} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if t.Failed() || os.Getenv("VOUCH_E2E_LOGS") != "" {
+		t.Logf("metrics:\n%s", page)
+	}
+}
+
+// TestServeCheck: `vouch serve -check` validates and exits 0 or 1 with the
+// same messages a reload logs.
+func TestServeCheck(t *testing.T) {
+	dir := t.TempDir()
+	okCfg := dir + "/ok.toml"
+	write(t, okCfg, "[screen]\nenabled = false\n[dns]\nservers = [\"127.0.0.1:1\"]\n")
+	badCfg := dir + "/bad.toml"
+	write(t, badCfg, "[signing]\nkey_table = \""+dir+"/KeyTable\"\nsigning_table = \"refile:"+dir+"/SigningTable\"\n[dns]\nservers = [\"127.0.0.1:1\"]\n")
+	write(t, dir+"/KeyTable", "# keys\nmail._domainkey.example.com example.com:mail\n")
+	write(t, dir+"/SigningTable", "*@example.com mail._domainkey.example.com\n")
+	for _, tc := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{okCfg, 0, "is valid"},
+		{badCfg, 1, dir + "/KeyTable:2: key table entry \"mail._domainkey.example.com\": want NAME DOMAIN:SELECTOR:KEYFILE"},
+	} {
+		out, err := runVouch("serve", "-check", "-config", tc.path)
+		if status := exitStatus(err); status != tc.status || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: status %d, output:\n%s\nwant status %d and %q", tc.path, status, out, tc.status, tc.want)
+		}
+	}
+}
