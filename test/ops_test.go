@@ -3,12 +3,15 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	gomilter "github.com/d--j/go-milter"
 
 	"vouch/internal/mtaclient"
 )
@@ -131,5 +134,63 @@ func TestServeCheck(t *testing.T) {
 		if status := exitStatus(err); status != tc.status || !strings.Contains(out, tc.want) {
 			t.Errorf("%s: status %d, output:\n%s\nwant status %d and %q", tc.path, status, out, tc.status, tc.want)
 		}
+	}
+}
+
+// TestShutdownDrains: on SIGTERM vouch stops accepting connections but
+// lets a message in flight finish (signed), then exits.
+func TestShutdownDrains(t *testing.T) {
+	dir := t.TempDir()
+	z := newZone(t)
+	key := z.genkey(t, dir, "drain.test", "s1", "rsa")
+	v := startVouch(t, dir, fmt.Sprintf("[dns]\nservers = [%q]\n[screen]\nenabled = false\n[limits]\nshutdown_timeout = \"20s\"\n[[signing.key]]\ndomain = \"drain.test\"\nselector = \"s1\"\nprivate_key = %q\n", z.Addr, key))
+	c := mtaclient.NewClient("tcp", v.addr())
+	macros := gomilter.NewMacroBag()
+	macros.Set(gomilter.MacroQueueId, "DRAIN1")
+	s, err := c.Session(macros)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Conn("localhost", gomilter.FamilyInet, 1, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	s.Helo("localhost")
+	s.Mail("a@drain.test", "")
+	s.Rcpt("b@local.test", "")
+	s.DataStart()
+
+	v.cmd.Process.Signal(syscall.SIGTERM)
+	waitLog(t, v, "shutting down")
+	if conn, err := net.DialTimeout("tcp", v.addr(), time.Second); err == nil {
+		conn.Close()
+		t.Fatal("new connections are still accepted while draining")
+	}
+	headers, body := mtaclient.Split([]byte(message("a@drain.test", "drain")))
+	for _, h := range headers {
+		s.HeaderField(h.Name, h.Value, nil)
+	}
+	s.HeaderEnd()
+	s.BodyChunk(body)
+	mods, act, err := s.End()
+	if err != nil || act.Type != gomilter.ActionAccept {
+		t.Fatalf("message in flight: %v %+v", err, act)
+	}
+	hs := make([]mtaclient.Header, len(headers))
+	copy(hs, headers)
+	if d := z.verifyAll(t, mtaclient.Render(mtaclient.Apply(hs, mods), body)); len(d) != 1 {
+		t.Fatalf("signatures: %v", d)
+	}
+	s.Close()
+	done := make(chan error, 1)
+	go func() { done <- v.cmd.Wait() }()
+	select {
+	case <-done:
+		v.cmd = nil
+	case <-time.After(10 * time.Second):
+		t.Fatal("vouch did not exit after the last session ended")
+	}
+	if !strings.Contains(v.logs.String(), "msg=stopped") {
+		t.Fatalf("no clean stop:\n%s", v.logs.String())
 	}
 }
