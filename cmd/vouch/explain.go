@@ -36,7 +36,7 @@ func runExplain(args []string) int {
 	if err != nil {
 		return fail("explain", err, 3)
 	}
-	rt, err := daemon.Build(cfg, daemon.NewLogger(cfg, io.Discard))
+	rt, err := daemon.Build(cfg, daemon.NewLogger(cfg, io.Discard), nil)
 	if err != nil {
 		return fail("explain", err, 3)
 	}

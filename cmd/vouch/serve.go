@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"time"
 
 	"vouch/internal/daemon"
 )
@@ -13,7 +12,7 @@ func runServe(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	configPath := fs.String("config", "", "config file (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
 	check := fs.Bool("check", false, "validate the configuration, keys, tables and lists, then exit 0 (ok) or 1")
-	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM, how long open sessions may take to finish")
+	shutdown := fs.Duration("shutdown-timeout", 0, "on SIGTERM, how long open sessions may take to finish (default: limits.shutdown_timeout)")
 	fs.Parse(args)
 
 	if *check {
@@ -21,7 +20,7 @@ func runServe(args []string) int {
 		if err != nil {
 			return fail("serve -check", err, 1)
 		}
-		rt, err := daemon.Build(cfg, daemon.NewLogger(cfg, os.Stderr))
+		rt, err := daemon.Build(cfg, daemon.NewLogger(cfg, os.Stderr), nil)
 		if err != nil {
 			return fail("serve -check", err, 1)
 		}
@@ -35,7 +34,7 @@ func runServe(args []string) int {
 		fmt.Printf("vouch: configuration %s is valid\n", name)
 		return 0
 	}
-	if err := daemon.Serve(daemon.Options{ConfigPath: *configPath, ShutdownTimeout: *shutdown}); err != nil {
+	if err := daemon.Serve(daemon.Options{ConfigPath: *configPath, ShutdownTimeout: *shutdown, Version: version}); err != nil {
 		return fail("serve", err, 1)
 	}
 	return 0
