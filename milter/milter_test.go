@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +32,25 @@ type testbed struct {
 	dns  *dnstest.Server
 	res  *resolver.Resolver
 	srv  *Server
-	logs *strings.Builder
+	logs *syncLog
+}
+
+// syncLog is a log sink the server writes to while tests read it.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 var signedHeaders = []string{"From", "Reply-To", "Subject", "Date", "To", "Cc", "Message-ID", "In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Id"}
@@ -92,8 +111,8 @@ func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &strings.Builder{}
-	env := &Env{Signer: sg, MaxHeaders: 1 << 20, Log: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)), AuthservID: "mx.example.test"}
+	logs := &syncLog{}
+	env := &Env{Signer: sg, MaxHeaders: 1 << 20, Log: slog.New(slog.NewTextHandler(logs, nil)), AuthservID: "mx.example.test"}
 	if screen != nil {
 		env.Screener = policy.NewScreener(screen, res, nil)
 	}
@@ -109,26 +128,6 @@ func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 		srv.Shutdown(ctx)
 	})
 	return &testbed{addr: ln.Addr().String(), dns: dns, res: res, srv: srv, logs: logs}
-}
-
-type lockedWriter struct {
-	w  io.Writer
-	mu chanMutex
-}
-
-type chanMutex struct{ ch chan struct{} }
-
-func (m *chanMutex) lock() {
-	if m.ch == nil {
-		m.ch = make(chan struct{}, 1)
-	}
-	m.ch <- struct{}{}
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.lock()
-	defer func() { <-l.mu.ch }()
-	return l.w.Write(p)
 }
 
 func (tb *testbed) send(t testing.TB, m *mtaclient.Message) *mtaclient.Result {

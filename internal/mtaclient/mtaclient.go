@@ -109,7 +109,14 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, 65535); return &b 
 func runTx(s *gomilter.ClientSession, m *Message, postfix bool, onRcpt func(string)) (*Result, error) {
 	res := &Result{}
 	stop := func(stage string, act *gomilter.Action) (*Result, error) {
-		res.Stage, res.Action = stage, act
+		res.Action = act
+		if act.Type == gomilter.ActionAccept {
+			// An accept before the end of the message ends the milter's
+			// part: Postfix delivers the message unchanged.
+			res.Headers = m.Headers
+			return res, nil
+		}
+		res.Stage = stage
 		return res, nil
 	}
 	act, err := s.Mail(m.From, "")
