@@ -24,6 +24,24 @@ type Config struct {
 	Oversign           []string
 	SignatureTTL       time.Duration
 	Keys               []InlineKey
+
+	// LDAP, for a KeyTable or SigningTable given as ldap://, ldaps:// or
+	// ldapi:// URLs (OpenDKIM's LDAP data sets; space-separated URLs are
+	// failover servers). Simple bind when LDAPBindDN is set, with the
+	// password itself or the content of LDAPBindPasswordFile; StartTLS on
+	// ldap:// when LDAPUseTLS; server certificates are checked against
+	// LDAPTLSCAFile, or the system's CAs when it is empty.
+	LDAPBindDN           string
+	LDAPBindPassword     string
+	LDAPBindPasswordFile string
+	LDAPUseTLS           bool
+	LDAPTLSCAFile        string
+	// LDAPTimeout bounds each connection attempt and each query (0:
+	// DefaultLDAPTimeout, OpenDKIM's 5s).
+	LDAPTimeout time.Duration
+	// LDAPCacheTTL keeps LDAP answers, found and not found, this long;
+	// 0 asks the directory for every message, as OpenDKIM does.
+	LDAPCacheTTL time.Duration
 }
 
 // InlineKey is a [[signing.key]] entry.
@@ -57,6 +75,7 @@ type Signer struct {
 	keys     map[string]*Key   // KeyTable name → key (fixed paths and inline data)
 	inline   map[string][]*Key // domain → [[signing.key]] keys
 	headers  map[string]bool   // lower-case names of headers to sign
+	ldap     *ldapTables       // tables in LDAP, or nil
 
 	mu   sync.Mutex
 	lazy map[string]*Key // "name\x00domain" → key for paths with %
@@ -88,7 +107,8 @@ func New(cfg Config) (*Signer, []string, error) {
 		s.headers[strings.ToLower(h)] = true
 	}
 
-	if cfg.KeyTable != "" {
+	keysLDAP, signLDAP := isLDAPSpec(cfg.KeyTable), isLDAPSpec(cfg.SigningTable)
+	if cfg.KeyTable != "" && !keysLDAP {
 		if s.rows, err = parseKeyTable(cfg.KeyTable); err != nil {
 			return nil, nil, err
 		}
@@ -110,8 +130,10 @@ func New(cfg Config) (*Signer, []string, error) {
 		if cfg.KeyTable == "" {
 			return nil, nil, fmt.Errorf("signing.signing_table needs signing.key_table")
 		}
-		if s.table, err = parseSigningTable(cfg.SigningTable, s.rows); err != nil {
-			return nil, nil, err
+		if !signLDAP {
+			if s.table, err = parseSigningTable(cfg.SigningTable, s.rows); err != nil {
+				return nil, nil, err
+			}
 		}
 	} else if cfg.KeyTable != "" {
 		warnings = append(warnings, "signing.key_table is set without signing.signing_table: its keys are never used")
@@ -131,6 +153,14 @@ func New(cfg Config) (*Signer, []string, error) {
 		d := strings.ToLower(strings.TrimSuffix(ik.Domain, "."))
 		s.inline[d] = append(s.inline[d], &Key{Name: d + "/" + ik.Selector, Domain: d, Selector: ik.Selector, Signer: signer, Source: where})
 	}
+	// LDAP last, so that nothing else can fail once connected.
+	if keysLDAP || signLDAP {
+		var w []string
+		if s.ldap, w, err = newLDAPTables(cfg, signLDAP, keysLDAP); err != nil {
+			return nil, nil, err
+		}
+		warnings = append(warnings, w...)
+	}
 	if !s.HasKeys() {
 		warnings = append(warnings, "no signing keys configured: nothing will be signed (add [[signing.key]] or key_table/signing_table)")
 	}
@@ -138,7 +168,27 @@ func New(cfg Config) (*Signer, []string, error) {
 }
 
 // HasKeys reports whether anything can ever be signed.
-func (s *Signer) HasKeys() bool { return s.table != nil || len(s.inline) > 0 }
+func (s *Signer) HasKeys() bool {
+	return s.table != nil || (s.ldap != nil && s.ldap.sign != nil) || len(s.inline) > 0
+}
+
+// LDAPQueries is the number of LDAP searches sent so far (answers from the
+// cache are not queries).
+func (s *Signer) LDAPQueries() uint64 {
+	if s == nil || s.ldap == nil {
+		return 0
+	}
+	return s.ldap.queries()
+}
+
+// Close releases the LDAP connections. The Signer stays usable: a later
+// lookup connects again. Without Close, an unused connection is closed
+// after two idle minutes.
+func (s *Signer) Close() {
+	if s != nil && s.ldap != nil {
+		s.ldap.close()
+	}
+}
 
 // Internal reports whether a client is an internal host, and the entry
 // that matched.
@@ -150,30 +200,39 @@ func (s *Signer) Internal(host string, ip netip.Addr) (bool, string) {
 // signing table's matches first, and if it has none, the inline keys of
 // the domain. An error means a key could not be loaded: the caller must
 // tempfail rather than send the message unsigned.
+//
+// With the signing table in LDAP, every key of the lookup order is one
+// query (cached for LDAPCacheTTL); a directory that cannot be asked is an
+// error, never "no key".
 func (s *Signer) Lookup(local, domain string) ([]Request, error) {
+	asWritten := local
 	local, domain = strings.ToLower(local), strings.ToLower(strings.TrimSuffix(domain, "."))
-	var reqs []Request
-	if s.table != nil {
-		for _, row := range s.table.lookup(local, domain, s.cfg.MultipleSignatures) {
-			name := row.keyName
-			if name == "%" {
-				name = domain
-			}
-			r, ok := s.rows[name]
-			if !ok {
-				return nil, fmt.Errorf("%s: key %q is not in the key table", row.source, name)
-			}
-			k, err := s.key(r, domain)
-			if err != nil {
-				return nil, err
-			}
-			d := k.Domain
-			identity := strings.ReplaceAll(row.identity, "%", domain)
-			if identity != "" && !identityInDomain(identity, d) {
-				identity = "" // OpenDKIM drops an i= outside d= (DKIM_LIBFLAGS_DROPSIGNER)
-			}
-			reqs = append(reqs, Request{Key: k, Domain: d, Identity: identity})
+	var rows []signRow
+	switch {
+	case s.table != nil:
+		rows = s.table.lookup(local, domain, s.cfg.MultipleSignatures)
+	case s.ldap != nil && s.ldap.sign != nil:
+		var err error
+		if rows, err = s.ldap.signingRows(asWritten, domain, s.cfg.MultipleSignatures); err != nil {
+			return nil, err
 		}
+	}
+	var reqs []Request
+	for _, row := range rows {
+		name := row.keyName
+		if name == "%" {
+			name = domain
+		}
+		k, err := s.keyByName(name, domain, row)
+		if err != nil {
+			return nil, err
+		}
+		d := k.Domain
+		identity := strings.ReplaceAll(row.identity, "%", domain)
+		if identity != "" && !identityInDomain(identity, d) {
+			identity = "" // OpenDKIM drops an i= outside d= (DKIM_LIBFLAGS_DROPSIGNER)
+		}
+		reqs = append(reqs, Request{Key: k, Domain: d, Identity: identity})
 	}
 	if len(reqs) == 0 {
 		for _, k := range s.inline[domain] {
@@ -181,6 +240,19 @@ func (s *Signer) Lookup(local, domain string) ([]Request, error) {
 		}
 	}
 	return reqs, nil
+}
+
+// keyByName returns the key a signing table row names, from the LDAP key
+// table or the KeyTable file.
+func (s *Signer) keyByName(name, domain string, row signRow) (*Key, error) {
+	if s.ldap != nil && s.ldap.keys != nil {
+		return s.ldap.key(name, domain, row.source)
+	}
+	r, ok := s.rows[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: key %q is not in the key table", row.source, name)
+	}
+	return s.key(r, domain)
 }
 
 // key returns the loaded key of a KeyTable row for a From domain.
@@ -207,10 +279,22 @@ func (s *Signer) key(r keyRow, fromDomain string) (*Key, error) {
 	return k, nil
 }
 
-// loadRow loads a KeyTable row's key. A keydata starting with "/", "./"
-// or "../" is a file (with % replaced by the domain); anything else is the
-// key itself (opendkim.c dkimf_loadkey).
+// loadRow loads a KeyTable row's key; errors and warnings name the row.
 func loadRow(r keyRow, fromDomain string, requireSafe bool) (*Key, string, error) {
+	k, warning, err := loadKeyData(r, fromDomain, requireSafe)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: key table entry %q: %w", r.source, r.name, err)
+	}
+	if warning != "" {
+		warning = fmt.Sprintf("%s: key %q: %s", r.source, r.name, warning)
+	}
+	return k, warning, nil
+}
+
+// loadKeyData loads a KeyTable row's key. A keydata starting with "/",
+// "./" or "../" is a file (with % replaced by the domain); anything else
+// is the key itself (opendkim.c dkimf_loadkey), and errors never quote it.
+func loadKeyData(r keyRow, fromDomain string, requireSafe bool) (*Key, string, error) {
 	domain := r.domain
 	if domain == "%" {
 		domain = fromDomain
@@ -231,10 +315,7 @@ func loadRow(r keyRow, fromDomain string, requireSafe bool) (*Key, string, error
 		}
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: key table entry %q: %w", r.source, r.name, err)
-	}
-	if warning != "" {
-		warning = fmt.Sprintf("%s: key %q: %s", r.source, r.name, warning)
+		return nil, "", err
 	}
 	return &Key{Name: r.name, Domain: domain, Selector: r.selector, Signer: signer, Source: r.source}, warning, nil
 }

@@ -66,7 +66,7 @@ func parseSigningTable(spec string, keys map[string]keyRow) (*signingTable, erro
 			return nil, fmt.Errorf("%s: signing table entry %q has no key name", l.source, l.key)
 		}
 		name, identity, _ := strings.Cut(l.value, ":")
-		if name != "%" {
+		if name != "%" && keys != nil { // nil: the key table is in LDAP, names are checked per message
 			if _, ok := keys[name]; !ok {
 				return nil, fmt.Errorf("%s: signing table entry %q names key %q, which is not in the key table", l.source, l.key, name)
 			}
@@ -104,6 +104,23 @@ func (t *signingTable) lookup(local, domain string, multiple bool) []signRow {
 		}
 		return out
 	}
+	for _, k := range signingKeys(local, domain) {
+		if r, ok := t.byKey[k]; ok {
+			out = append(out, r)
+			if !multiple {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// signingKeys are the keys a plain signing table is tried with, in
+// OpenDKIM's order (opendkim.c dkimf_apply_signtable): user@sub.example.com,
+// sub.example.com, then per parent level user@.example.com and
+// .example.com, user@.com and .com, then user@* and *. The same order
+// applies to every data set type, LDAP included.
+func signingKeys(local, domain string) []string {
 	keys := []string{local + "@" + domain, domain}
 	for i := strings.IndexByte(domain, '.'); i >= 0; {
 		parent := domain[i:]
@@ -114,16 +131,7 @@ func (t *signingTable) lookup(local, domain string, multiple bool) []signRow {
 		}
 		i += j + 1
 	}
-	keys = append(keys, local+"@*", "*")
-	for _, k := range keys {
-		if r, ok := t.byKey[k]; ok {
-			out = append(out, r)
-			if !multiple {
-				break
-			}
-		}
-	}
-	return out
+	return append(keys, local+"@*", "*")
 }
 
 // wildcardMatch matches s against a pattern whose only wildcard is "*".

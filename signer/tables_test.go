@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Keys are expensive to make under -race: one RSA-2048 key for the whole
@@ -597,7 +598,11 @@ func TestNewErrors(t *testing.T) {
 		{"unsafe key", Config{KeyTable: ktOpen, SigningTable: "csl:*=open", RequireSafeKeys: true}, ktOpen + `:2: key table entry "open": key ` + dir + "/open.private: mode 0644"},
 		{"missing key", Config{KeyTable: ktMissing, SigningTable: "csl:*=gone"}, ktMissing + `:1: key table entry "gone": key ` + dir + "/gone.private"},
 		{"signing table without key table", Config{SigningTable: "csl:*=ok"}, "needs signing.key_table"},
-		{"ldap", Config{KeyTable: "ldap://x/y"}, "not supported"},
+		{"ldap without attributes", Config{KeyTable: "ldap://x/y"}, `key table: LDAP URL "ldap://x/y" names 0 attribute(s)`},
+		{"ldap unreachable", Config{KeyTable: "ldap://127.0.0.1:1/?DKIMDomain,DKIMSelector,DKIMKey?sub?(DKIMSelector=$d)", SigningTable: "csl:*=x", LDAPTimeout: time.Second}, "LDAP: ldap://127.0.0.1:1: "},
+		{"ldap password without bind DN", Config{KeyTable: "ldap://127.0.0.1:1/?a,b,c", LDAPBindPassword: "secret"}, "no ldap_bind_dn"},
+		{"ldap bind DN without password", Config{KeyTable: "ldap://127.0.0.1:1/?a,b,c", LDAPBindDN: "cn=x"}, `signing.ldap_bind_dn "cn=x" has no password`},
+		{"ldap signing table without key table", Config{SigningTable: "ldap://127.0.0.1:1/?a?sub?(x=$d)"}, "needs signing.key_table"},
 		{"hosts file", Config{InternalHostsFile: writeFile(t, dir, "hosts", "10.0.0.0/8\n300.1.2.3/8\n", 0o644)}, dir + "/hosts:2: bad network"},
 	}
 	for _, tc := range tests {

@@ -103,66 +103,45 @@ func sendPostfixLike(addr string, m *mtaclient.Message) (*mtaclient.Result, erro
 	if strings.Contains(m.ClientIP, ":") {
 		family = gomilter.FamilyInet6
 	}
-	res := &mtaclient.Result{Headers: m.Headers}
-	// done reports whether the milter's part ended at this stage.
-	done := func(stage string, act *gomilter.Action) bool {
-		switch {
-		case act.StopProcessing():
-			res.Stage, res.Action = stage, act
-			return true
-		case act.Type == gomilter.ActionAccept:
-			res.Action = act
-			return true
-		}
-		return false
+	body, err := io.ReadAll(m.Body)
+	if err != nil {
+		return nil, err
 	}
-	steps := []struct {
+	type step struct {
 		stage string
 		do    func() (*gomilter.Action, error)
-	}{
+	}
+	steps := []step{
 		{"connect", func() (*gomilter.Action, error) { return s.Conn(name, family, 25000, m.ClientIP) }},
 		{"helo", func() (*gomilter.Action, error) { return s.Helo(m.HELO) }},
 		{"mail", func() (*gomilter.Action, error) { return s.Mail(m.From, "") }},
 	}
 	for _, r := range m.Rcpts {
-		steps = append(steps, struct {
-			stage string
-			do    func() (*gomilter.Action, error)
-		}{"rcpt", func() (*gomilter.Action, error) { return s.Rcpt(r, "") }})
+		steps = append(steps, step{"rcpt", func() (*gomilter.Action, error) { return s.Rcpt(r, "") }})
 	}
-	steps = append(steps, struct {
-		stage string
-		do    func() (*gomilter.Action, error)
-	}{"data", s.DataStart})
+	steps = append(steps, step{"data", s.DataStart})
 	for _, h := range m.Headers {
-		steps = append(steps, struct {
-			stage string
-			do    func() (*gomilter.Action, error)
-		}{"header", func() (*gomilter.Action, error) { return s.HeaderField(h.Name, h.Value, nil) }})
+		steps = append(steps, step{"header", func() (*gomilter.Action, error) { return s.HeaderField(h.Name, h.Value, nil) }})
 	}
-	steps = append(steps, struct {
-		stage string
-		do    func() (*gomilter.Action, error)
-	}{"eoh", s.HeaderEnd})
-	body, err := io.ReadAll(m.Body)
-	if err != nil {
-		return nil, err
+	steps = append(steps, step{"eoh", s.HeaderEnd})
+	// Chunks of at most 65535 bytes, and one even for an empty body.
+	for first := true; first || len(body) > 0; first = false {
+		chunk := body[:min(len(body), 65535)]
+		body = body[len(chunk):]
+		steps = append(steps, step{"body", func() (*gomilter.Action, error) { return s.BodyChunk(chunk) }})
 	}
-	for len(body) > 0 || len(steps) > 0 && steps[len(steps)-1].stage != "body" {
-		n := min(len(body), 65535)
-		chunk := body[:n]
-		body = body[n:]
-		steps = append(steps, struct {
-			stage string
-			do    func() (*gomilter.Action, error)
-		}{"body", func() (*gomilter.Action, error) { return s.BodyChunk(chunk) }})
-	}
-	for _, step := range steps {
-		act, err := step.do()
+	res := &mtaclient.Result{Headers: m.Headers}
+	for _, st := range steps {
+		act, err := st.do()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", step.stage, err)
+			return nil, fmt.Errorf("%s: %w", st.stage, err)
 		}
-		if done(step.stage, act) {
+		if act.StopProcessing() {
+			res.Stage, res.Action = st.stage, act
+			return res, nil
+		}
+		if act.Type == gomilter.ActionAccept {
+			res.Action = act // the milter is done with this message
 			return res, nil
 		}
 	}
@@ -210,7 +189,8 @@ func outcome(t testing.TB, r *mtaclient.Result) []string {
 }
 
 // TestOpenDKIMSideBySide runs the real OpenDKIM and vouch over the very
-// same KeyTable, SigningTable (refile:) and InternalHosts files, sends both
+// same KeyTable, SigningTable (refile: and plain, each with and without
+// MultipleSignatures) and InternalHosts files, sends both
 // the same messages from the same clients, and requires the same outcome:
 // signed or not, with which d= and s= (and i=), or tempfailed. Every
 // signature of either must verify.
@@ -248,18 +228,35 @@ pct.test      pct.test:pct:%[1]s/pct/pct.private
 lazy          %%:lazy:%[1]s/lazy/%%/lazy.private
 ident         %%:ident:%[1]s/ident/ident.private
 `, keys))
-	signingTable := filepath.Join(dir, "SigningTable")
-	write(t, signingTable, `# refile: patterns, first match wins (all with MultipleSignatures)
+	// The same policy as a refile: table and as a plain one (OpenDKIM's
+	// fixed lookup order: user@host, host, user@.parent, .parent, ...).
+	refileTable := filepath.Join(dir, "SigningTable.refile")
+	write(t, refileTable, `# refile: patterns, first match wins (all with MultipleSignatures)
 boss@corp.test          boss        # a specific row before the domain's row
 *@corp.test             corp
 *@*.corp.test           corp
 *@special.wild.test     special     # before the wildcard row below
+ceo@*.wild.test         special
 *@*.wild.test           wild
 *@pct.test              %
 *@lazy.test             lazy
 *@nofile.test           lazy
 *@ident.test            ident:news@%
 *@drop.test             ident:someone@elsewhere.test
+`)
+	plainTable := filepath.Join(dir, "SigningTable.plain")
+	write(t, plainTable, `# plain: the most specific key wins, whatever the order
+.wild.test              wild
+ceo@.wild.test          special
+special.wild.test       special
+.corp.test              corp
+corp.test               corp
+boss@corp.test          boss
+pct.test                %
+lazy.test               lazy
+nofile.test             lazy
+ident.test              ident:news@%
+drop.test               ident:someone@elsewhere.test
 `)
 	internalHosts := filepath.Join(dir, "InternalHosts")
 	write(t, internalHosts, `# trusted clients
@@ -270,10 +267,6 @@ boss@corp.test          boss        # a specific row before the domain's row
 2001:db8::/32
 `)
 
-	type msgCase struct {
-		name, from, clientName, clientIP, auth string
-		want, wantMulti                        []string // nil: unsigned; wantMulti nil: same as want
-	}
 	const trusted = "10.1.2.3"
 	cases := []msgCase{
 		{name: "specific row before the domain row", from: "boss@corp.test", clientIP: trusted,
@@ -285,6 +278,8 @@ boss@corp.test          boss        # a specific row before the domain's row
 		{name: "specific domain before wildcard", from: "x@special.wild.test", clientIP: trusted,
 			want: []string{"d=special.wild.test s=special"}, wantMulti: []string{"d=special.wild.test s=special", "d=wild.test s=wild"}},
 		{name: "wildcard row", from: "x@shop.wild.test", clientIP: trusted, want: []string{"d=wild.test s=wild"}},
+		{name: "user row for subdomains", from: "ceo@shop.wild.test", clientIP: trusted,
+			want: []string{"d=special.wild.test s=special"}, wantMulti: []string{"d=special.wild.test s=special", "d=wild.test s=wild"}},
 		{name: "parent of a wildcard has no row", from: "x@wild.test", clientIP: trusted},
 		{name: "domain without a row", from: "x@nokey.test", clientIP: trusted},
 		{name: "percent as key name", from: "x@pct.test", clientIP: trusted, want: []string{"d=pct.test s=pct"}},
@@ -306,23 +301,38 @@ boss@corp.test          boss        # a specific row before the domain's row
 		{name: "IPv6 outside", from: "staff@corp.test", clientIP: "2001:db9::25"},
 	}
 
-	for _, multi := range []bool{false, true} {
-		t.Run(fmt.Sprintf("MultipleSignatures=%v", multi), func(t *testing.T) {
-			yesno := map[bool]string{false: "no", true: "yes"}[multi]
-			// RequireSafeKeys no: OpenDKIM checks every directory above a key
-			// and refuses anything under a world-writable /tmp. vouch only
-			// checks the file itself (0600, root), so it keeps its default.
-			od := startOpenDKIM(t, dir, fmt.Sprintf(`Mode			s
+	for _, table := range []struct{ name, spec string }{{"refile", "refile:" + refileTable}, {"plain", "file:" + plainTable}} {
+		for _, multi := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/MultipleSignatures=%v", table.name, multi), func(t *testing.T) {
+				sideBySide(t, z, dir, keyTable, table.spec, internalHosts, multi, cases)
+			})
+		}
+	}
+}
+
+type msgCase struct {
+	name, from, clientName, clientIP, auth string
+	want, wantMulti                        []string // nil: unsigned; wantMulti nil: same as want
+}
+
+// sideBySide starts OpenDKIM and vouch on the same files and sends both
+// every case.
+func sideBySide(t *testing.T, z *zone, dir, keyTable, signingTable, internalHosts string, multi bool, cases []msgCase) {
+	yesno := map[bool]string{false: "no", true: "yes"}[multi]
+	// RequireSafeKeys no: OpenDKIM checks every directory above a key and
+	// refuses (tempfails) keys under a world-writable /tmp. vouch only
+	// checks the file itself (0600, root), so it keeps its default.
+	od := startOpenDKIM(t, dir, fmt.Sprintf(`Mode			s
 Canonicalization	relaxed/relaxed
 KeyTable		file:%s
-SigningTable		refile:%s
+SigningTable		%s
 InternalHosts		%s
 MultipleSignatures	%s
 RequireSafeKeys		no
 Syslog			no
 LogWhy			yes
 `, keyTable, signingTable, internalHosts, yesno))
-			v := startVouch(t, dir, fmt.Sprintf(`
+	v := startVouch(t, dir, fmt.Sprintf(`
 [dns]
 servers = [%q]
 timeout = "2s"
@@ -330,53 +340,51 @@ timeout = "2s"
 internal_hosts = []
 internal_hosts_file = %q
 key_table = %q
-signing_table = "refile:%s"
+signing_table = %q
 multiple_signatures = %v
 [screen]
 enabled = false
 `, z.Addr, internalHosts, keyTable, signingTable, multi))
 
-			for i, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					marker := fmt.Sprintf("side-%v-%d", multi, i)
-					headers, body := mtaclient.Split([]byte(message(c.from, marker)))
-					send := func(addr string) ([]string, []byte) {
-						t.Helper()
-						r, err := sendPostfixLike(addr, &mtaclient.Message{
-							ClientName: c.clientName, ClientIP: c.clientIP, HELO: "client.example.test",
-							AuthUser: c.auth, From: c.from, Rcpts: []string{"bob@remote.test"},
-							QueueID: strings.ReplaceAll(marker, "-", ""), Headers: headers, Body: strings.NewReader(string(body)),
-						})
-						if err != nil {
-							t.Fatalf("milter %s: %v", addr, err)
-						}
-						got := outcome(t, r)
-						if len(got) > 0 && got[0] != "tempfail" {
-							return got, mtaclient.Render(r.Headers, body)
-						}
-						return got, nil
-					}
-					gotOD, msgOD := send(od)
-					gotV, msgV := send(v.addr())
-					if !slices.Equal(gotOD, gotV) {
-						t.Fatalf("From %s, client %s [%s] auth %q:\n  opendkim: %q\n  vouch:    %q", c.from, c.clientName, c.clientIP, c.auth, gotOD, gotV)
-					}
-					want := c.want
-					if multi && c.wantMulti != nil {
-						want = c.wantMulti
-					}
-					if !slices.Equal(gotV, want) {
-						t.Fatalf("both milters agree on %q, but the test expects %q", gotV, want)
-					}
-					for name, msg := range map[string][]byte{"opendkim": msgOD, "vouch": msgV} {
-						if msg == nil {
-							continue
-						}
-						if d := z.verifyAll(t, msg); len(d) != len(want) {
-							t.Fatalf("%s: %d signatures verify, want %d:\n%s", name, len(d), len(want), msg)
-						}
-					}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			marker := fmt.Sprintf("side-%s-%v-%d", signingTable[:strings.Index(signingTable, ":")], multi, i)
+			headers, body := mtaclient.Split([]byte(message(c.from, marker)))
+			send := func(addr string) ([]string, []byte) {
+				t.Helper()
+				r, err := sendPostfixLike(addr, &mtaclient.Message{
+					ClientName: c.clientName, ClientIP: c.clientIP, HELO: "client.example.test",
+					AuthUser: c.auth, From: c.from, Rcpts: []string{"bob@remote.test"},
+					QueueID: strings.ReplaceAll(marker, "-", ""), Headers: headers, Body: strings.NewReader(string(body)),
 				})
+				if err != nil {
+					t.Fatalf("milter %s: %v", addr, err)
+				}
+				got := outcome(t, r)
+				if len(got) > 0 && got[0] != "tempfail" {
+					return got, mtaclient.Render(r.Headers, body)
+				}
+				return got, nil
+			}
+			gotOD, msgOD := send(od)
+			gotV, msgV := send(v.addr())
+			if !slices.Equal(gotOD, gotV) {
+				t.Fatalf("From %s, client %s [%s] auth %q:\n  opendkim: %q\n  vouch:    %q", c.from, c.clientName, c.clientIP, c.auth, gotOD, gotV)
+			}
+			want := c.want
+			if multi && c.wantMulti != nil {
+				want = c.wantMulti
+			}
+			if !slices.Equal(gotV, want) {
+				t.Fatalf("both milters agree on %q, but the test expects %q", gotV, want)
+			}
+			for name, msg := range map[string][]byte{"opendkim": msgOD, "vouch": msgV} {
+				if msg == nil {
+					continue
+				}
+				if d := z.verifyAll(t, msg); len(d) != len(want) {
+					t.Fatalf("%s: %d signatures verify, want %d:\n%s", name, len(d), len(want), msg)
+				}
 			}
 		})
 	}

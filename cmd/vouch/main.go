@@ -24,6 +24,12 @@ var commands = map[string]command{
 	"explain": {runExplain, "show how the inbound screen decides for a client, step by step"},
 	"sync":    {runSync, "download the whitelist files from [whitelist.sync] once"},
 	"version": {runVersion, "print version information"},
+	"check":   {checkCommand, "check a sending domain's SPF, DKIM, DMARC, MX and PTR records"},
+	"testkey": {testkeyCommand, "check that published DKIM keys match the private keys (like opendkim-testkey)"},
+
+	"accounts": {runAccounts, "list sending counters and frozen accounts, release an account (hijack detection)"},
+
+	"import-opendkim": {runImportOpenDKIM, "print the vouch configuration equivalent to an opendkim.conf"},
 }
 
 func usage() {

@@ -42,6 +42,7 @@ type Config struct {
 	Signing   Signing   `toml:"signing"`
 	Screen    Screen    `toml:"screen"`
 	Whitelist Whitelist `toml:"whitelist"`
+	Hijack    Hijack    `toml:"hijack"`
 
 	// Path is the file this came from ("" for the embedded defaults).
 	Path string `toml:"-"`
@@ -76,6 +77,16 @@ type Signing struct {
 	Oversign           []string      `toml:"oversign"`
 	SignatureTTL       time.Duration `toml:"signature_ttl"`
 	Keys               []Key         `toml:"key"`
+
+	// LDAP, for key_table/signing_table given as ldap:// URLs (OpenDKIM's
+	// LDAPBindUser, LDAPBindPassword, LDAPUseTLS, LDAPTimeout).
+	LDAPBindDN           string        `toml:"ldap_bind_dn"`
+	LDAPBindPassword     string        `toml:"ldap_bind_password"`
+	LDAPBindPasswordFile string        `toml:"ldap_bind_password_file"`
+	LDAPUseTLS           bool          `toml:"ldap_use_tls"`
+	LDAPTLSCAFile        string        `toml:"ldap_tls_ca_file"`
+	LDAPTimeout          time.Duration `toml:"ldap_timeout"`
+	LDAPCacheTTL         time.Duration `toml:"ldap_cache_ttl"`
 }
 
 // Key is one inline signing key.
@@ -112,6 +123,25 @@ type Check struct {
 	NullMX    string `toml:"null_mx"`
 	Forged    string `toml:"forged"`
 	TempError string `toml:"temp_error"`
+}
+
+// Hijack is account hijack detection: sending limits per SMTP AUTH login.
+type Hijack struct {
+	Enabled       bool          `toml:"enabled"`
+	Messages      int           `toml:"messages"`
+	Recipients    int           `toml:"recipients"`
+	Window        time.Duration `toml:"window"`
+	Action        string        `toml:"action"`
+	ExemptFile    string        `toml:"exempt_file"`
+	Postmaster    string        `toml:"postmaster"`
+	NotifySMTP    string        `toml:"notify_smtp"`
+	NotifyFrom    string        `toml:"notify_from"`
+	StateFile     string        `toml:"state_file"`
+	AdminSocket   string        `toml:"admin_socket"`
+	Backend       string        `toml:"backend"`
+	RedisURL      string        `toml:"redis_url"`
+	RedisFailOpen bool          `toml:"redis_fail_open"`
+	Trial         bool          `toml:"trial"`
 }
 
 // Whitelist names the three MDaemon-style exception files.

@@ -61,6 +61,22 @@ func (c *Config) Validate() error {
 	if c.Signing.SignatureTTL < 0 {
 		add("signing.signature_ttl: must not be negative")
 	}
+	sg := c.Signing
+	if sg.LDAPTimeout < 100*time.Millisecond {
+		add("signing.ldap_timeout: %s is too short (write a unit, e.g. \"5s\")", sg.LDAPTimeout)
+	}
+	if sg.LDAPCacheTTL < 0 || (sg.LDAPCacheTTL > 0 && sg.LDAPCacheTTL < time.Second) {
+		add("signing.ldap_cache_ttl: %s: write \"0s\" (off) or at least \"1s\" (write a unit)", sg.LDAPCacheTTL)
+	}
+	if sg.LDAPBindPassword != "" && sg.LDAPBindPasswordFile != "" {
+		add("signing.ldap_bind_password and ldap_bind_password_file are both set: keep one")
+	}
+	if sg.LDAPBindDN != "" && sg.LDAPBindPassword == "" && sg.LDAPBindPasswordFile == "" {
+		add("signing.ldap_bind_dn: set ldap_bind_password_file (or ldap_bind_password)")
+	}
+	if sg.LDAPBindDN == "" && (sg.LDAPBindPassword != "" || sg.LDAPBindPasswordFile != "") {
+		add("signing.ldap_bind_dn: a bind password is set but no bind DN")
+	}
 	if _, perrs := c.Policy(); len(perrs) > 0 {
 		errs = append(errs, perrs...)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"vouch/internal/config"
+	"vouch/internal/hijack"
 	"vouch/internal/metrics"
 	"vouch/internal/resolver"
 	"vouch/milter"
@@ -65,6 +66,8 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 		KeyTable: s.KeyTable, SigningTable: s.SigningTable,
 		MultipleSignatures: s.MultipleSignatures, RequireSafeKeys: s.RequireSafeKeys,
 		Headers: s.Headers, Oversign: s.Oversign, SignatureTTL: s.SignatureTTL,
+		LDAPBindDN: s.LDAPBindDN, LDAPBindPassword: s.LDAPBindPassword, LDAPBindPasswordFile: s.LDAPBindPasswordFile,
+		LDAPUseTLS: s.LDAPUseTLS, LDAPTLSCAFile: s.LDAPTLSCAFile, LDAPTimeout: s.LDAPTimeout, LDAPCacheTTL: s.LDAPCacheTTL,
 		Keys: inline,
 	})
 	if err != nil {
@@ -96,6 +99,13 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 		pc, perrs := cfg.Policy()
 		if len(perrs) == 0 && res != nil {
 			rt.Screener = policy.NewScreener(pc, res, lists)
+		}
+	}
+	if cfg.Hijack.Enabled {
+		// Validate only: the Guard (admin socket, counters) lives for the
+		// whole process and is made by Serve.
+		if err := HijackConfig(cfg).Validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
@@ -155,4 +165,16 @@ func SyncConfig(cfg *config.Config) (whitelist.SyncConfig, bool) {
 // proxy surprises beyond the environment's.
 func HTTPClient() *http.Client {
 	return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+}
+
+// HijackConfig is the [hijack] section for the hijack package.
+func HijackConfig(cfg *config.Config) hijack.Config {
+	h := cfg.Hijack
+	return hijack.Config{
+		Enabled: h.Enabled, Messages: h.Messages, Recipients: h.Recipients, Window: h.Window,
+		Action: h.Action, ExemptFile: h.ExemptFile, Postmaster: h.Postmaster,
+		NotifySMTP: h.NotifySMTP, NotifyFrom: h.NotifyFrom, StateFile: h.StateFile,
+		AdminSocket: h.AdminSocket, Backend: h.Backend, RedisURL: h.RedisURL,
+		RedisFailOpen: h.RedisFailOpen, Trial: h.Trial,
+	}
 }

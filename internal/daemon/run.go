@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"reflect"
 	"strconv"
 	"syscall"
 	"time"
 
 	"vouch/internal/config"
+	"vouch/internal/hijack"
 	"vouch/internal/metrics"
 	"vouch/milter"
 )
@@ -65,6 +67,13 @@ func Serve(opts Options) error {
 			return err
 		}
 	}
+	accounts := &accountGuard{log: log, m: m}
+	if err := accounts.update(cfg); err != nil {
+		ln.Close()
+		return err
+	}
+	defer accounts.close()
+	rt.Env.Accounts = accounts.current()
 	srv := milter.NewServer(rt.Env, milter.Limits{
 		MaxSessions: cfg.Limits.MaxSessions, ReadTimeout: cfg.Limits.ReadTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
 	})
@@ -88,7 +97,7 @@ func Serve(opts Options) error {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				notify(reloadingState())
-				rt = reload(log, opts.ConfigPath, rt, srv, m)
+				rt = reload(log, opts.ConfigPath, rt, srv, m, accounts)
 				notify("READY=1")
 				continue
 			}
@@ -114,11 +123,15 @@ func Serve(opts Options) error {
 // reload builds a new runtime from the config file and swaps it in; on any
 // error the old one stays and the error is logged with file, line and
 // reason. Sessions already open keep the runtime they started with.
-func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *metrics.Metrics) *Runtime {
+func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *metrics.Metrics, accounts *accountGuard) *Runtime {
 	cfg, err := Load(path)
 	if err == nil {
 		var rt *Runtime
 		if rt, err = Build(cfg, log, m); err == nil {
+			err = accounts.update(cfg)
+		}
+		if err == nil {
+			rt.Env.Accounts = accounts.current()
 			if cfg.Listen != old.Config.Listen {
 				log.Warn("reload: listen changed; it takes effect at the next restart", "listen", old.Config.Listen, "configured", cfg.Listen)
 			}
@@ -205,4 +218,54 @@ func screenSummary(cfg *config.Config) string {
 		return "off"
 	}
 	return cfg.Screen.Mode
+}
+
+// accountGuard holds the one hijack.Guard of the process: it owns the
+// admin socket and the in-memory counters, so a reload keeps it unless
+// the [hijack] section changed.
+type accountGuard struct {
+	log   *slog.Logger
+	m     *metrics.Metrics
+	cfg   hijack.Config
+	guard *hijack.Guard
+}
+
+func (a *accountGuard) update(cfg *config.Config) error {
+	hc := HijackConfig(cfg)
+	if a.guard != nil && reflect.DeepEqual(hc, a.cfg) {
+		return nil
+	}
+	a.close()
+	g, err := hijack.New(hc, a.log)
+	if err != nil {
+		return fmt.Errorf("hijack: %w", err)
+	}
+	a.cfg, a.guard = hc, g
+	if g != nil {
+		a.m.SetAccountStats(func() map[string]uint64 {
+			s := g.Stats()
+			return map[string]uint64{
+				"limited": s.Limited, "frozen_refused": s.FrozenRefused, "freezes": s.Freezes,
+				"notifications": s.Notifications, "notify_errors": s.NotifyErrors,
+				"redis_errors": s.RedisErrors, "redis_fallbacks": s.RedisFallbacks,
+				"redis_refused": s.RedisRefused, "state_errors": s.StateErrors,
+			}
+		})
+	}
+	return nil
+}
+
+// current is the guard for milter.Env (nil when disabled).
+func (a *accountGuard) current() milter.AccountGuard {
+	if a.guard == nil {
+		return nil
+	}
+	return a.guard
+}
+
+func (a *accountGuard) close() {
+	if a.guard != nil {
+		a.guard.Close()
+		a.guard = nil
+	}
 }

@@ -44,7 +44,7 @@ type Config struct {
 	Postmaster    string        // postmaster: who gets the freeze notification; "" sends none
 	NotifySMTP    string        // notify_smtp: host:port of the local MTA, plain SMTP, no AUTH
 	NotifyFrom    string        // notify_from: envelope and header sender of the notification
-	StateFile     string        // state_file: the freeze list of the memory backend (JSON)
+	StateFile     string        // state_file: the freeze list of the memory backend (JSON); unused with redis
 	AdminSocket   string        // admin_socket: unix socket for `vouch accounts`; "" serves none
 	Backend       string        // backend: "memory" or "redis"
 	RedisURL      string        // redis_url: redis://[user:password@]host:port/db (or rediss://, unix://)

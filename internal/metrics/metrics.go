@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +29,7 @@ type Metrics struct {
 	dnsLatency  *prometheus.HistogramVec
 	sessions    prometheus.Gauge
 	reloads     *prometheus.CounterVec // result
-	accounts    *prometheus.CounterVec // event
+	accountFn   atomic.Pointer[func() map[string]uint64]
 	panics      prometheus.Counter
 	sessionsCap prometheus.Counter
 }
@@ -60,8 +61,6 @@ func New(version string) *Metrics {
 			Help: "Milter connections open now."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vouch_reloads_total",
 			Help: "Configuration reloads, by result (ok, failed)."}, []string{"result"}),
-		accounts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vouch_account_events_total",
-			Help: "Account hijack detection events (limited, frozen, store_error)."}, []string{"event"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "vouch_panics_total",
 			Help: "Panics recovered in milter callbacks (the message was tempfailed)."}),
 		sessionsCap: prometheus.NewCounter(prometheus.CounterOpts{Name: "vouch_sessions_refused_total",
@@ -71,12 +70,38 @@ func New(version string) *Metrics {
 		Help: "Build information."}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(m.signed, m.unsigned, m.tempfailed, m.screen, m.decisions, m.verify,
-		m.dnsQueries, m.dnsErrors, m.dnsLatency, m.sessions, m.reloads, m.accounts, m.panics, m.sessionsCap, build,
+		m.dnsQueries, m.dnsErrors, m.dnsLatency, m.sessions, m.reloads, m.panics, m.sessionsCap, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "failed"} {
 		m.reloads.WithLabelValues(r)
 	}
+	reg.MustRegister(accountCollector{m})
 	return m
+}
+
+// SetAccountStats makes vouch_account_events_total read the hijack
+// guard's counters through fn.
+func (m *Metrics) SetAccountStats(fn func() map[string]uint64) {
+	if m != nil {
+		m.accountFn.Store(&fn)
+	}
+}
+
+var accountDesc = prometheus.NewDesc("vouch_account_events_total",
+	"Account hijack detection events of the running guard (limited, freezes, notifications, redis_errors, ...).", []string{"event"}, nil)
+
+type accountCollector struct{ m *Metrics }
+
+func (c accountCollector) Describe(ch chan<- *prometheus.Desc) { ch <- accountDesc }
+
+func (c accountCollector) Collect(ch chan<- prometheus.Metric) {
+	fn := c.m.accountFn.Load()
+	if fn == nil {
+		return
+	}
+	for event, v := range (*fn)() {
+		ch <- prometheus.MustNewConstMetric(accountDesc, prometheus.CounterValue, float64(v), event)
+	}
 }
 
 // Handler serves /metrics.
@@ -166,13 +191,6 @@ func (m *Metrics) Reload(ok bool) {
 		m.reloads.WithLabelValues("ok").Inc()
 	} else {
 		m.reloads.WithLabelValues("failed").Inc()
-	}
-}
-
-// Account counts an account hijack detection event.
-func (m *Metrics) Account(event string) {
-	if m != nil {
-		m.accounts.WithLabelValues(event).Inc()
 	}
 }
 

@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# bench/compare.sh: vouch against OpenDKIM (same RSA-2048 key, domain,
+# relaxed/relaxed, same header lists), each on a TCP and on a unix socket,
+# driven by cmd/milterbench at each concurrency for DURATION per cell; then
+# an Ed25519-only vouch domain and vouch's inbound screening alone (untrusted
+# client, warm DNS cache against a local DNS server). Prints the tables.
+#
+#   bench/compare.sh                      # as root on Debian 12
+#   DURATION=30s CONCURRENCY="1 8 32" bench/compare.sh
+#
+# Environment:
+#   DURATION     per cell (default 10s)
+#   CONCURRENCY  concurrent milter sessions, one cell each (default "1 4 16 64")
+#   CORPUS       milterbench -corpus (default small)
+#   PER_CONN     messages per milter connection (default 1, as Postfix with one message per SMTP session)
+#   TRANSPORTS   default "tcp unix"
+#   RSPAMD       auto (default: run rspamd if installed), 1 (install it from apt
+#                if missing), 0 (leave it out). TCP only.
+#   SKIP_OPENDKIM=1, SKIP_ED25519=1, SKIP_SCREEN=1  leave parts out
+#   KEEP=1       keep the work directory (configs, logs, JSON reports)
+#   OUT          also write the final tables to this file
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+CONCURRENCY=${CONCURRENCY:-"1 4 16 64"}
+CORPUS=${CORPUS:-small}
+PER_CONN=${PER_CONN:-1}
+TRANSPORTS=${TRANSPORTS:-"tcp unix"}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH="$ROOT/bench"
+export PATH="/usr/local/go/bin:$PATH"
+
+WORK=$(mktemp -d /tmp/vouch-bench.XXXXXX)
+chmod 700 "$WORK"
+CHILDREN=()
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	for pid in "${CHILDREN[@]:-}"; do
+		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${CHILDREN[@]:-}"; do
+		[ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+	done
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "work directory kept: $WORK" >&2
+	else
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "compare.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (OpenDKIM runs as root in the foreground, /proc/PID/clear_refs)"
+if ! command -v opendkim >/dev/null && [ "${SKIP_OPENDKIM:-0}" != 1 ]; then
+	log "installing opendkim from apt"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends opendkim opendkim-tools >/dev/null
+fi
+
+RSPAMD=${RSPAMD:-auto}
+if [ "$RSPAMD" = 1 ] && ! command -v rspamd >/dev/null; then
+	log "installing rspamd from apt"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rspamd >/dev/null
+fi
+if [ "$RSPAMD" = auto ]; then
+	if command -v rspamd >/dev/null; then RSPAMD=1; else RSPAMD=0; log "rspamd not installed: left out (RSPAMD=1 installs it)"; fi
+fi
+
+log "building vouch and milterbench"
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/vouch" ./cmd/vouch && go build -o "$WORK/milterbench" ./cmd/milterbench)
+MB="$WORK/milterbench"
+
+mkdir -p "$WORK/keys/rsa" "$WORK/keys/ed" "$WORK/run"
+"$WORK/vouch" genkey -d example.com -s mail -b 2048 -D "$WORK/keys/rsa" >/dev/null
+"$WORK/vouch" genkey -d ed.example -s ed -t ed25519 -D "$WORK/keys/ed" >/dev/null
+
+# render TEMPLATE OUT SOCKET NAME [DNS]
+render() {
+	sed -e "s|@WORK@|$WORK|g" -e "s|@SOCKET@|$3|g" -e "s|@NAME@|$4|g" -e "s|@DNS@|${5:-}|g" "$1" >"$2"
+}
+
+free_port() {
+	local p
+	for p in $(seq 28891 28991); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	die "no free port in 28891-28991"
+}
+
+# socket_spec TRANSPORT NAME: a milter socket for the transport.
+socket_spec() {
+	case "$1" in
+	tcp) echo "inet:$(free_port)@127.0.0.1" ;;
+	unix) echo "unix:$WORK/run/$2.sock" ;;
+	*) die "unknown transport $1" ;;
+	esac
+}
+
+# wait_socket SPEC PID LOG [SECONDS]: until the socket answers, the process
+# died, or SECONDS (default 15) have passed.
+wait_socket() {
+	local spec=$1 pid=$2 logf=$3 secs=${4:-15} i
+	for i in $(seq $((secs * 10))); do
+		kill -0 "$pid" 2>/dev/null || { cat "$logf" >&2; die "process $pid exited before listening on $spec"; }
+		case "$spec" in
+		unix:*) [ -S "${spec#unix:}" ] && return 0 ;;
+		inet:*)
+			local port=${spec#inet:}
+			port=${port%@*}
+			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+			;;
+		esac
+		sleep 0.1
+	done
+	cat "$logf" >&2
+	die "nothing listens on $spec after $secs s"
+}
+
+PID=
+# start NAME COMMAND...: runs it in the background, sets PID.
+start() {
+	local name=$1
+	shift
+	"$@" >"$WORK/$name.log" 2>&1 &
+	PID=$!
+	CHILDREN+=("$PID")
+}
+
+stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+
+# cells GROUP SIGNER TRANSPORT SOCKET PID [milterbench args...]: a warm-up,
+# then one cell per concurrency; rows go to RESULTS as
+# GROUP SIGNER TRANSPORT <milterbench -format tsv fields>.
+cells() {
+	local group=$1 signer=$2 transport=$3 socket=$4 pid=$5 c rc line
+	shift 5
+	"$MB" -socket "$socket" -c 4 -count 200 -verify-every 0 -label warmup "$@" >/dev/null 2>"$WORK/warmup-$group-$signer-$transport.err" ||
+		{ cat "$WORK/warmup-$group-$signer-$transport.err" >&2; die "warm-up of $signer on $transport failed"; }
+	for c in $CONCURRENCY; do
+		rc=0
+		line=$("$MB" -socket "$socket" -c "$c" -per-conn "$PER_CONN" -duration "$DURATION" -corpus "$CORPUS" \
+			-pid "$pid" -label "$signer" -format tsv -json "$WORK/$group-$signer-$transport-c$c.json" "$@" \
+			2>"$WORK/$group-$signer-$transport-c$c.err") || rc=$?
+		if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
+			cat "$WORK/$group-$signer-$transport-c$c.err" >&2
+			die "milterbench failed ($rc) for $signer $transport c=$c"
+		fi
+		[ "$rc" = 3 ] && log "errors for $signer $transport c=$c: $(head -3 "$WORK/$group-$signer-$transport-c$c.err" | tr '\n' ' ')"
+		printf '%s\t%s\t%s\t%s\n' "$group" "$signer" "$transport" "$line" >>"$RESULTS"
+		log "$group $signer $transport c=$c: $(cut -f4 <<<"$line") msgs/s, p99 $(cut -f8 <<<"$line") ms"
+	done
+}
+
+for transport in $TRANSPORTS; do
+	# vouch, RSA-2048
+	sock=$(socket_spec "$transport" vouch)
+	render "$BENCH/vouch.toml" "$WORK/vouch-$transport.toml" "$sock" vouch
+	"$WORK/vouch" serve -check -config "$WORK/vouch-$transport.toml" >/dev/null 2>"$WORK/vouch-check.log" ||
+		{ cat "$WORK/vouch-check.log" >&2; die "vouch serve -check failed"; }
+	start "vouch-$transport" "$WORK/vouch" serve -config "$WORK/vouch-$transport.toml"
+	wait_socket "$sock" "$PID" "$WORK/vouch-$transport.log"
+	cells sign vouch "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
+	stop "$PID"
+
+	# OpenDKIM, same key
+	if [ "${SKIP_OPENDKIM:-0}" != 1 ]; then
+		sock=$(socket_spec "$transport" opendkim)
+		render "$BENCH/opendkim.conf" "$WORK/opendkim-$transport.conf" "$sock" "$transport"
+		start "opendkim-$transport" opendkim -f -x "$WORK/opendkim-$transport.conf"
+		wait_socket "$sock" "$PID" "$WORK/opendkim-$transport.log"
+		cells sign opendkim "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
+		stop "$PID"
+	fi
+done
+
+if [ "$RSPAMD" = 1 ]; then
+	# rspamd's shipped rspamd.conf with our local.d/override.d; --var moves
+	# every directory it writes to under WORK.
+	sock=$(socket_spec tcp rspamd)
+	port=${sock#inet:}
+	port=${port%@*}
+	mkdir -p "$WORK/rspamd/local.d" "$WORK/rspamd/override.d" "$WORK/rspamd/db" "$WORK/rspamd/run" "$WORK/rspamd/log"
+	for f in "$BENCH"/rspamd/local.d/* "$BENCH"/rspamd/override.d/*; do
+		d=$(basename "$(dirname "$f")")
+		sed -e "s|@WORK@|$WORK|g" -e "s|@BIND@|127.0.0.1:$port|g" -e "s|@WORKERS@|$(nproc)|g" "$f" >"$WORK/rspamd/$d/$(basename "$f")"
+	done
+	start rspamd rspamd -f -i -u root -g root -c /etc/rspamd/rspamd.conf --var "LOCAL_CONFDIR=$WORK/rspamd" \
+		--var "DBDIR=$WORK/rspamd/db" --var "RUNDIR=$WORK/rspamd/run" --var "LOGDIR=$WORK/rspamd/log"
+	rspamd_pid=$PID
+	wait_socket "$sock" "$rspamd_pid" "$WORK/rspamd.log" 90
+	sleep 2 # let every proxy worker come up
+	pids=$(pgrep -d, -P "$rspamd_pid" || true)
+	cells sign rspamd tcp "$sock" "$rspamd_pid${pids:+,$pids}" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
+	stop "$rspamd_pid"
+fi
+
+if [ "${SKIP_ED25519:-0}" != 1 ]; then
+	sock=$(socket_spec tcp vouch-ed)
+	render "$BENCH/vouch-ed25519.toml" "$WORK/vouch-ed25519.toml" "$sock" vouch-ed
+	start vouch-ed25519 "$WORK/vouch" serve -config "$WORK/vouch-ed25519.toml"
+	wait_socket "$sock" "$PID" "$WORK/vouch-ed25519.log"
+	cells ed25519 "vouch-ed25519" tcp "$sock" "$PID" -domain ed.example -pubkey "$WORK/keys/ed/ed.txt"
+	stop "$PID"
+fi
+
+if [ "${SKIP_SCREEN:-0}" != 1 ]; then
+	start dns "$MB" -dns-serve "$BENCH/screen.zone" -dns-addr-file "$WORK/dns.addr"
+	dnspid=$PID
+	for i in $(seq 50); do [ -s "$WORK/dns.addr" ] && break; sleep 0.1; done
+	[ -s "$WORK/dns.addr" ] || { cat "$WORK/dns.log" >&2; die "DNS server did not start"; }
+	dns=$(cat "$WORK/dns.addr")
+	sock=$(socket_spec tcp vouch-screen)
+	render "$BENCH/vouch-screen.toml" "$WORK/vouch-screen.toml" "$sock" vouch-screen "$dns"
+	start vouch-screen "$WORK/vouch" serve -config "$WORK/vouch-screen.toml"
+	wait_socket "$sock" "$PID" "$WORK/vouch-screen.log"
+	cells screen "vouch-screen" tcp "$sock" "$PID" -expect accept -verify-every 0 -client-ip 192.0.2.10 \
+		-client-name mail.client.test -helo mail.client.test -domain client.test
+	stop "$PID"
+	stop "$dnspid"
+	log "DNS: $(tail -1 "$WORK/dns.log")"
+fi
+
+report() {
+	echo "## milterbench: corpus $CORPUS, $DURATION per cell, $PER_CONN message(s) per milter connection"
+	echo
+	echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }'), $(uname -sr); $(opendkim -V 2>/dev/null | head -1 || true); $(rspamd --version 2>/dev/null | head -1 || true); $("$WORK/vouch" version | head -1)"
+	echo
+	echo "| signer | transport | c | msgs/s | MB/s | p50 ms | p90 ms | p99 ms | max ms | errors | verified | peak RSS MiB | CPU µs/msg |"
+	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+	awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s/%s | %s | %s |\n", $2, $3, $5, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 }' "$RESULTS"
+	if [ "${SKIP_OPENDKIM:-0}" != 1 ]; then
+		echo
+		echo "### vouch / OpenDKIM (RSA-2048, same key and headers)"
+		echo
+		echo "| transport | c | vouch msgs/s | OpenDKIM msgs/s | ratio | vouch p99 ms | OpenDKIM p99 ms | ratio | vouch RSS MiB | OpenDKIM RSS MiB | ratio | vouch CPU µs/msg | OpenDKIM CPU µs/msg | ratio |"
+		echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+		awk -F'\t' '
+			function ratio(a, b) { return (b + 0 > 0 && a != "-" && b != "-") ? sprintf("%.2f", a / b) : "-" }
+			$1 == "sign" { k = $3 SUBSEP $5; tput[$2, k] = $7; p99[$2, k] = $11; rss[$2, k] = $16; cpu[$2, k] = $17; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+			END {
+				for (i = 1; i <= n; i++) {
+					k = order[i]; split(k, tc, SUBSEP)
+					if (!(("opendkim", k) in tput)) continue
+					printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", tc[1], tc[2],
+						tput["vouch", k], tput["opendkim", k], ratio(tput["vouch", k], tput["opendkim", k]),
+						p99["vouch", k], p99["opendkim", k], ratio(p99["vouch", k], p99["opendkim", k]),
+						rss["vouch", k], rss["opendkim", k], ratio(rss["vouch", k], rss["opendkim", k]),
+						cpu["vouch", k], cpu["opendkim", k], ratio(cpu["vouch", k], cpu["opendkim", k])
+				}
+			}' "$RESULTS"
+	fi
+}
+
+report_rspamd() {
+	[ "$RSPAMD" = 1 ] || return 0
+	echo
+	echo "### vouch / rspamd (TCP, RSA-2048, same key; rspamd memory is the PSS sum of all its processes)"
+	echo
+	echo "| c | vouch msgs/s | rspamd msgs/s | ratio | vouch p99 ms | rspamd p99 ms | ratio | vouch RSS MiB | rspamd PSS MiB | vouch CPU µs/msg | rspamd CPU µs/msg |"
+	echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+	awk -F'\t' '
+		function ratio(a, b) { return (b + 0 > 0) ? sprintf("%.2f", a / b) : "-" }
+		$1 == "sign" && $3 == "tcp" { tput[$2, $5] = $7; p99[$2, $5] = $11; rss[$2, $5] = $16; cpu[$2, $5] = $17; if ($2 == "rspamd") order[++n] = $5 }
+		END {
+			for (i = 1; i <= n; i++) {
+				c = order[i]; r = rss["rspamd", c]; sub(/ PSS/, "", r)
+				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c,
+					tput["vouch", c], tput["rspamd", c], ratio(tput["vouch", c], tput["rspamd", c]),
+					p99["vouch", c], p99["rspamd", c], ratio(p99["vouch", c], p99["rspamd", c]),
+					rss["vouch", c], r, cpu["vouch", c], cpu["rspamd", c]
+			}
+		}' "$RESULTS"
+}
+
+echo
+if [ -n "${OUT:-}" ]; then
+	{ report; report_rspamd; } | tee "$OUT"
+else
+	report
+	report_rspamd
+fi

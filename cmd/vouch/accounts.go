@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"vouch/internal/daemon"
+	"vouch/internal/hijack"
+)
+
+// runAccounts is `vouch accounts list|release`: it talks to the running
+// daemon over [hijack] admin_socket, because the daemon holds the counters
+// in memory and must drop a freeze there at once (see internal/hijack's
+// admin.go).
+func runAccounts(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		accountsUsage(os.Stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("accounts "+sub, flag.ContinueOnError)
+	configPath := fs.String("config", "", "config file whose [hijack] admin_socket is used (default: /etc/vouch/vouch.toml)")
+	socket := fs.String("socket", "", "admin socket of the daemon (default: from the config, else "+hijack.DefaultAdminSocket+")")
+	asJSON := fs.Bool("json", false, "list: print the daemon's JSON reply")
+	fs.Usage = func() {
+		accountsUsage(fs.Output())
+		fmt.Fprintln(fs.Output(), "\nflags:")
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after LOGIN.
+	parse := func(a []string) int {
+		if err := fs.Parse(a); errors.Is(err, flag.ErrHelp) {
+			return 0
+		} else if err != nil {
+			return 2
+		}
+		return -1
+	}
+	if code := parse(args[1:]); code >= 0 {
+		return code
+	}
+	var rest []string
+	for fs.NArg() > 0 {
+		rest = append(rest, fs.Arg(0))
+		if code := parse(fs.Args()[1:]); code >= 0 {
+			return code
+		}
+	}
+	path := *socket
+	if path == "" {
+		path = adminSocketFromConfig(*configPath)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	switch {
+	case sub == "list" && len(rest) == 0:
+		if err := accountsList(ctx, os.Stdout, path, *asJSON); err != nil {
+			return fail("accounts list", err, 1)
+		}
+	case sub == "release" && len(rest) == 1:
+		if err := accountsRelease(ctx, os.Stdout, path, rest[0]); err != nil {
+			return fail("accounts release", err, 1)
+		}
+	default:
+		accountsUsage(os.Stderr)
+		return 2
+	}
+	return 0
+}
+
+func accountsUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: vouch accounts list [-config FILE] [-socket PATH] [-json]
+       vouch accounts release [-config FILE] [-socket PATH] LOGIN
+
+list     the messages and recipients each SMTP-authenticated login sent in the
+         sliding window, and the frozen accounts
+release  unfreeze LOGIN and clear its counters
+`)
+}
+
+// adminSocketFromConfig is the admin socket named by the [hijack] section
+// of the config at path ("" means the config serve would use).
+func adminSocketFromConfig(path string) string {
+	cfg, err := daemon.Load(path)
+	if err != nil {
+		return hijack.DefaultAdminSocket
+	}
+	return cfg.Hijack.AdminSocket
+}
+
+// accountsList prints the daemon's counters and freeze list.
+func accountsList(ctx context.Context, w io.Writer, socket string, asJSON bool) error {
+	l, err := hijack.AdminList(ctx, socket)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(l)
+	}
+	trial := ""
+	if l.Trial {
+		trial = " (trial)"
+	}
+	fmt.Fprintf(w, "backend %s, action %s%s, limits %d messages and %d recipients per %s\n",
+		l.Source, l.Action, trial, l.Messages, l.Recipients, l.Window)
+	if l.Source != l.Backend {
+		fmt.Fprintf(w, "warning: numbers from %s\n", l.Source)
+	}
+	fmt.Fprintln(w)
+	if len(l.Accounts) == 0 {
+		fmt.Fprintf(w, "no login sent mail in the last %s\n", l.Window)
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "LOGIN\tMESSAGES\tRECIPIENTS\tOLDEST\tCLIENT IPS")
+		for _, a := range l.Accounts {
+			oldest := "-"
+			if !a.Oldest.IsZero() {
+				oldest = a.Oldest.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%d/%d\t%d/%d\t%s\t%s\n", a.Login, a.Messages, l.Messages, a.Recipients, l.Recipients,
+				oldest, strings.Join(a.IPs, ","))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w)
+	if len(l.Frozen) == 0 {
+		fmt.Fprintln(w, "no frozen accounts")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FROZEN\tSINCE\tBY\tREASON")
+	for _, f := range l.Frozen {
+		host := f.Host
+		if host == "" {
+			host = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Login, f.Since.UTC().Format(time.RFC3339), host, f.Reason)
+	}
+	tw.Flush()
+	return nil
+}
+
+// accountsRelease unfreezes login.
+func accountsRelease(ctx context.Context, w io.Writer, socket, login string) error {
+	was, err := hijack.AdminRelease(ctx, socket, login)
+	if err != nil {
+		return err
+	}
+	if was {
+		fmt.Fprintf(w, "released %s; its counters start from zero\n", login)
+	} else {
+		fmt.Fprintf(w, "%s was not frozen; its counters start from zero\n", login)
+	}
+	return nil
+}

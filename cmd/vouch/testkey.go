@@ -1,0 +1,370 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"vouch/internal/config"
+	"vouch/internal/daemon"
+	"vouch/internal/resolver"
+	"vouch/signer"
+)
+
+// Exit statuses of testkey, as opendkim-testkey uses them (sysexits.h).
+const (
+	exitKeyOK       = 0
+	exitUsage       = 64 // EX_USAGE
+	exitDataErr     = 65 // EX_DATAERR: the record does not parse, is revoked, or is not our key
+	exitNoInput     = 66 // EX_NOINPUT: the private key file cannot be read
+	exitUnavailable = 69 // EX_UNAVAILABLE: no record published
+	exitTempFail    = 75 // EX_TEMPFAIL: DNS failure, try again
+)
+
+func testkeyCommand(args []string) int { return runTestkey(args, os.Stdout, os.Stderr) }
+
+// runTestkey is `vouch testkey`: opendkim-testkey's check that the key
+// record in DNS is the public half of a private key. With -d, -s and -k
+// it tests that key; without them every key of the configuration. One
+// line per key on stdout; the exit status is the worst one: 65 (data
+// error) over 69 (not published) over 75 (DNS failure) over 0.
+func runTestkey(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("testkey", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	domain := fs.String("d", "", "signing domain")
+	selector := fs.String("s", "", "selector")
+	keyPath := fs.String("k", "", "private key file (PEM)")
+	configPath := fs.String("config", "", "config file: DNS servers, and the keys to test without -d/-s/-k (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: vouch testkey [-config FILE] [-d DOMAIN -s SELECTOR -k KEYFILE]\n\n"+
+			"Checks that the DKIM key record published at SELECTOR._domainkey.DOMAIN is\n"+
+			"the public half of the private key, as opendkim-testkey does. Without -d,\n"+
+			"-s and -k, every key of the configuration is tested.\n\n"+
+			"Exit status: 0 key OK, 65 record unusable or not this key, 66 key file\n"+
+			"unreadable, 69 record not published, 75 temporary DNS failure.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	single := *domain != "" || *selector != "" || *keyPath != ""
+	if fs.NArg() > 0 || single && (*domain == "" || *selector == "" || *keyPath == "") {
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := daemon.Load(*configPath)
+	if err != nil {
+		return fail("testkey", err, exitUsage)
+	}
+	res, err := configResolver(cfg)
+	if err != nil {
+		return fail("testkey", err, exitUsage)
+	}
+	var keys []localKey
+	if single {
+		// An explicit key file is tested whatever its mode: the admin
+		// named it.
+		k, _, err := signer.LoadKeyFile(*keyPath, false)
+		if err != nil {
+			return fail("testkey", err, exitNoInput)
+		}
+		keys = []localKey{{Domain: strings.ToLower(strings.TrimSuffix(*domain, ".")), Selector: *selector, Signer: k, Source: *keyPath}}
+	} else {
+		var warnings []string
+		keys, warnings, err = configKeys(cfg)
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "vouch testkey: %s\n", w)
+		}
+		if err != nil {
+			return fail("testkey", err, exitNoInput)
+		}
+		if len(keys) == 0 {
+			fmt.Fprintln(stderr, "vouch testkey: no keys in the configuration ([[signing.key]] or key_table)")
+			return exitUsage
+		}
+	}
+	worst := exitKeyOK
+	for _, k := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		kc := checkDKIMKey(ctx, res, k.Domain, k.Selector, k.Signer)
+		cancel()
+		if k.Domain == "%" {
+			kc.Message = "the domain is the From domain (KeyTable \"%\"): give -d DOMAIN -s " + k.Selector + " -k FILE to test one"
+			kc.Exit = exitKeyOK
+		}
+		msg := kc.Message
+		if kc.Exit == exitKeyOK && kc.Warning != "" {
+			msg += "; warning: " + kc.Warning
+		}
+		fmt.Fprintf(stdout, "%s (%s): %s\n", kc.Name, k.Source, msg)
+		worst = worseExit(worst, kc.Exit)
+	}
+	return worst
+}
+
+// worseExit orders testkey's statuses: a wrong or broken record first,
+// then a missing one, then a DNS failure.
+func worseExit(a, b int) int {
+	rank := map[int]int{exitKeyOK: 0, exitTempFail: 1, exitUnavailable: 2, exitDataErr: 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// configResolver builds the resolver of a configuration's [dns] section.
+func configResolver(cfg *config.Config) (*resolver.Resolver, error) {
+	return resolver.New(resolver.Config{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, Attempts: cfg.DNS.Attempts})
+}
+
+// localKey is a private key the configuration signs with.
+type localKey struct {
+	Domain, Selector string // Domain "%" for a KeyTable row signing for the From domain
+	Signer           crypto.Signer
+	Source           string // where it is configured
+}
+
+// keyLister is the signer's list of loaded keys. *signer.Signer does not
+// have it yet; until it does, configKeys reads the [[signing.key]]
+// entries itself and cannot see KeyTable keys.
+type keyLister interface {
+	Keys() []*signer.Key
+}
+
+// configKeys returns every key of the configuration: through the signer
+// (KeyTable rows and [[signing.key]]) when it can list them, else the
+// [[signing.key]] entries.
+func configKeys(cfg *config.Config) ([]localKey, []string, error) {
+	s := cfg.Signing
+	inline := make([]signer.InlineKey, len(s.Keys))
+	for i, k := range s.Keys {
+		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey}
+	}
+	sg, _, err := signer.New(signer.Config{
+		InternalHosts: s.InternalHosts, InternalHostsFile: s.InternalHostsFile,
+		KeyTable: s.KeyTable, SigningTable: s.SigningTable,
+		MultipleSignatures: s.MultipleSignatures, RequireSafeKeys: s.RequireSafeKeys,
+		Headers: s.Headers, Oversign: s.Oversign, SignatureTTL: s.SignatureTTL,
+		Keys: inline,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []localKey
+	if kl, ok := any(sg).(keyLister); ok {
+		for _, k := range kl.Keys() {
+			out = append(out, localKey{Domain: k.Domain, Selector: k.Selector, Signer: k.Signer, Source: k.Source})
+		}
+		return out, nil, nil
+	}
+	var notes []string
+	if s.KeyTable != "" {
+		notes = append(notes, "key_table keys are not listed (this build cannot enumerate them); [[signing.key]] entries only")
+	}
+	for i, k := range s.Keys {
+		key, _, err := signer.LoadKeyFile(k.PrivateKey, s.RequireSafeKeys)
+		if err != nil {
+			return nil, notes, fmt.Errorf("signing.key[%d]: %w", i, err)
+		}
+		out = append(out, localKey{Domain: strings.ToLower(strings.TrimSuffix(k.Domain, ".")), Selector: k.Selector, Signer: key, Source: fmt.Sprintf("signing.key[%d]", i)})
+	}
+	return out, notes, nil
+}
+
+// dkimKeyCheck is what checkDKIMKey found for one selector.
+type dkimKeyCheck struct {
+	Name    string // SELECTOR._domainkey.DOMAIN
+	Found   string // the TXT record as published ("" if none)
+	Exit    int    // exitKeyOK, exitDataErr, exitUnavailable, exitTempFail
+	Message string // one sentence: what is right or wrong
+	Warning string // something to fix that does not break signatures
+	Alg     string // rsa or ed25519, from the record
+	Bits    int    // RSA modulus size
+	Matches bool   // the record is the public half of the local key
+	Publish string // the record to publish (from the local key) when it is missing or wrong
+}
+
+// checkDKIMKey looks up SELECTOR._domainkey.DOMAIN and checks the record:
+// published, exactly one, parses, not revoked, a usable key size, and,
+// with a local key, that it is that key's public half.
+func checkDKIMKey(ctx context.Context, res *resolver.Resolver, domain, selector string, key crypto.Signer) dkimKeyCheck {
+	kc := dkimKeyCheck{Name: selector + "._domainkey." + domain}
+	if key != nil && domain != "%" {
+		if rec, err := dkimRecordFor(key); err == nil {
+			kc.Publish = kc.Name + ". IN TXT " + rec
+		}
+	}
+	if domain == "%" {
+		kc.Message = "not checked"
+		return kc
+	}
+	txts, st, err := res.TXT(ctx, kc.Name)
+	switch {
+	case err != nil && resolver.IsTemporary(err):
+		kc.Exit, kc.Message = exitTempFail, "DNS failure: "+err.Error()
+		return kc
+	case err != nil:
+		kc.Exit, kc.Message = exitDataErr, "not a valid DNS name: "+err.Error()
+		return kc
+	case st != resolver.Found:
+		kc.Exit, kc.Message = exitUnavailable, "no key record published ("+st.String()+")"
+		return kc
+	case len(txts) > 1:
+		kc.Found = strings.Join(txts, " | ")
+		kc.Exit, kc.Message = exitDataErr, fmt.Sprintf("%d TXT records: receivers treat that as no key (RFC 6376 §3.6.2.2); keep one", len(txts))
+		return kc
+	}
+	kc.Found = txts[0]
+	rec, err := parseDKIMKeyRecord(txts[0])
+	if err != nil {
+		kc.Exit, kc.Message = exitDataErr, "the record does not parse: "+err.Error()
+		return kc
+	}
+	kc.Alg, kc.Bits = rec.alg, rec.bits
+	switch {
+	case rec.revoked:
+		kc.Exit, kc.Message = exitDataErr, "the key is revoked (empty p=): signatures with it fail"
+		return kc
+	case rec.alg == "rsa" && rec.bits < 1024:
+		kc.Exit, kc.Message = exitDataErr, fmt.Sprintf("RSA key of %d bits: receivers ignore keys under 1024 bits (RFC 8301)", rec.bits)
+		return kc
+	case rec.alg == "rsa" && rec.bits < 2048:
+		kc.Warning = fmt.Sprintf("RSA key of %d bits: 2048 are recommended", rec.bits)
+	}
+	if rec.testing {
+		if kc.Warning != "" {
+			kc.Warning += "; "
+		}
+		kc.Warning += "t=y: receivers treat the domain as testing DKIM"
+	}
+	desc := rec.alg
+	if rec.alg == "rsa" {
+		desc = fmt.Sprintf("rsa %d bits", rec.bits)
+	}
+	if key == nil {
+		kc.Message = desc + " (no local key to compare)"
+		return kc
+	}
+	if !publicKeysEqual(key.Public(), rec.pub) {
+		kc.Exit, kc.Message = exitDataErr, "the published key is not the public half of the local private key: signatures will fail"
+		return kc
+	}
+	kc.Matches = true
+	kc.Message = "key OK (" + desc + ")"
+	return kc
+}
+
+// dkimRecordFor is the TXT record text for a key, in 250-character
+// strings as a zone file needs them.
+func dkimRecordFor(key crypto.Signer) (string, error) {
+	p, err := signer.PublicKeyRecord(key)
+	if err != nil {
+		return "", err
+	}
+	text := "v=DKIM1; k=" + signer.Algorithm(key) + "; p=" + p
+	var parts []string
+	for len(text) > 0 {
+		n := min(len(text), 250)
+		parts = append(parts, `"`+text[:n]+`"`)
+		text = text[n:]
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return "( " + strings.Join(parts, " ") + " )", nil
+}
+
+type dkimKeyRecord struct {
+	alg     string
+	pub     crypto.PublicKey
+	bits    int
+	revoked bool
+	testing bool
+}
+
+// parseDKIMKeyRecord reads a DKIM key record (RFC 6376 §3.6.1, RFC 8463).
+// RSA keys may be SubjectPublicKeyInfo or bare PKCS#1, as go-msgauth and
+// OpenDKIM accept both.
+func parseDKIMKeyRecord(txt string) (*dkimKeyRecord, error) {
+	tags := map[string]string{}
+	for i, part := range strings.Split(txt, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not a tag=value pair", strings.TrimSpace(part))
+		}
+		k = strings.TrimSpace(k)
+		if _, dup := tags[k]; dup {
+			return nil, fmt.Errorf("tag %s appears twice", k)
+		}
+		v = strings.Join(strings.Fields(v), "")
+		if k == "v" && (i != 0 || v != "DKIM1") {
+			return nil, errors.New("v= must come first and be DKIM1")
+		}
+		tags[k] = v
+	}
+	rec := &dkimKeyRecord{alg: "rsa"}
+	if k, ok := tags["k"]; ok {
+		rec.alg = k
+	}
+	for _, f := range strings.Split(tags["t"], ":") {
+		if strings.TrimSpace(f) == "y" {
+			rec.testing = true
+		}
+	}
+	if h, ok := tags["h"]; ok && !strings.Contains(":"+h+":", ":sha256:") {
+		return nil, fmt.Errorf("h=%s does not allow sha256", h)
+	}
+	p, ok := tags["p"]
+	if !ok {
+		return nil, errors.New("no p= tag")
+	}
+	if p == "" {
+		rec.revoked = true
+		return rec, nil
+	}
+	der, err := base64.StdEncoding.DecodeString(p)
+	if err != nil {
+		return nil, fmt.Errorf("p= is not base64: %v", err)
+	}
+	switch rec.alg {
+	case "rsa":
+		pub, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			pub, err = x509.ParsePKCS1PublicKey(der)
+			if err != nil {
+				return nil, errors.New("p= is not an RSA public key")
+			}
+		}
+		rk, ok := pub.(*rsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("p= is a %T, k=rsa says RSA", pub)
+		}
+		rec.pub, rec.bits = rk, rk.N.BitLen()
+	case "ed25519":
+		if len(der) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("p= has %d bytes, an Ed25519 key has %d", len(der), ed25519.PublicKeySize)
+		}
+		rec.pub = ed25519.PublicKey(der)
+	default:
+		return nil, fmt.Errorf("unknown key type k=%s", rec.alg)
+	}
+	return rec, nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && b != nil && eq.Equal(b)
+}

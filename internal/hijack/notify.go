@@ -1,0 +1,150 @@
+package hijack
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/smtp"
+	"strings"
+	"time"
+)
+
+// notifyTimeout bounds one notification: connect, dialogue and data.
+const notifyTimeout = 30 * time.Second
+
+// sendNotification mails the postmaster about a freeze, in the
+// background: the milter callback that froze the account does not wait
+// for the MTA (which may itself be waiting for this milter).
+func (g *Guard) sendNotification(f Freeze, sample []string) {
+	if g.cfg.Postmaster == "" {
+		return
+	}
+	msg := g.notification(f, sample, g.now())
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := sendMail(g.cfg.NotifySMTP, g.heloName(), g.cfg.NotifyFrom, g.cfg.Postmaster, msg); err != nil {
+			g.notifyErrors.Add(1)
+			g.log.Error("freeze notification not sent", "login", f.Login, "to", g.cfg.Postmaster, "smtp", g.cfg.NotifySMTP, "err", err)
+			return
+		}
+		g.notifications.Add(1)
+		g.log.Info("freeze notification sent", "login", f.Login, "to", g.cfg.Postmaster)
+	}()
+}
+
+func (g *Guard) heloName() string {
+	if g.host != "" && !strings.ContainsAny(g.host, " \t\r\n") {
+		return g.host
+	}
+	return "localhost"
+}
+
+// notification is the mail to the postmaster (RFC 5322, CRLF). Every value
+// that came from the SMTP client (login, recipients) is reduced to
+// printable ASCII so that it cannot add header lines.
+func (g *Guard) notification(f Freeze, sample []string, now time.Time) []byte {
+	login := printable(f.Login)
+	host := printable(f.Host)
+	if host == "" {
+		host = "vouch"
+	}
+	var b bytes.Buffer
+	hdr := func(name, value string) { fmt.Fprintf(&b, "%s: %s\r\n", name, value) }
+	hdr("From", "vouch <"+g.cfg.NotifyFrom+">")
+	hdr("To", "<"+g.cfg.Postmaster+">")
+	hdr("Subject", "vouch: account "+login+" frozen")
+	hdr("Date", now.Format(time.RFC1123Z))
+	hdr("Message-ID", "<"+messageID()+"@"+g.heloName()+">")
+	// RFC 3834: no auto-replies, no vacation messages back to vouch.
+	hdr("Auto-Submitted", "auto-generated")
+	hdr("MIME-Version", "1.0")
+	hdr("Content-Type", "text/plain; charset=us-ascii")
+	b.WriteString("\r\n")
+
+	reply := replyFrozen
+	if g.cfg.Trial {
+		reply = replyTrial
+	}
+	line := func(format string, v ...any) { fmt.Fprintf(&b, format+"\r\n", v...) }
+	line("vouch on %s froze the account %s: it went over its sending limit,", host, login)
+	line("which often means that its password was stolen and is used for spam.")
+	line("")
+	line("Login:       %s", login)
+	line("Frozen at:   %s", f.Since.UTC().Format(time.RFC3339))
+	line("Reason:      %s", printable(f.Reason))
+	line("Messages:    %d in the last %s (limit %d)", f.Messages, g.cfg.Window, g.cfg.Messages)
+	line("Recipients:  %d in the last %s (limit %d)", f.Recipients, g.cfg.Window, g.cfg.Recipients)
+	ips := "(none recorded)"
+	if len(f.IPs) > 0 {
+		ips = strings.Join(f.IPs, ", ")
+	}
+	line("Client IPs:  %s", printable(ips))
+	if len(sample) > 0 {
+		line("Recipients (sample of the latest %d):", len(sample))
+		for _, r := range sample {
+			line("  %s", printable(r))
+		}
+	}
+	line("")
+	line("Every message from this account is now refused with")
+	line("  %s", reply.String())
+	if g.cfg.Trial {
+		line("(trial mode: a temporary refusal; the senders' MTAs keep retrying).")
+	}
+	line("")
+	line("Check the account (change its password, look at the messages it sent),")
+	line("then let it send again with:")
+	line("")
+	line("  vouch accounts release %s", login)
+	line("")
+	line("This is the only notification for this freeze.")
+	return b.Bytes()
+}
+
+func messageID() string {
+	r := make([]byte, 8)
+	rand.Read(r)
+	return fmt.Sprintf("vouch-hijack.%d.%s", time.Now().UnixNano(), hex.EncodeToString(r))
+}
+
+// sendMail delivers msg over plain SMTP without AUTH to the local MTA.
+// net/smtp's SendMail is not used: it starts TLS whenever the server offers
+// it and would then fail on the local MTA's self-signed certificate (and
+// TLS adds nothing on loopback).
+func sendMail(addr, helo, from, to string, msg []byte) error {
+	conn, err := net.DialTimeout("tcp", addr, notifyTimeout)
+	if err != nil {
+		return err
+	}
+	conn.SetDeadline(time.Now().Add(notifyTimeout))
+	host, _, _ := net.SplitHostPort(addr)
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello(helo); err != nil {
+		return err
+	}
+	if err := c.Mail(from); err != nil {
+		return err
+	}
+	if err := c.Rcpt(to); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}

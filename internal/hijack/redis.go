@@ -1,0 +1,322 @@
+package hijack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// redisStore keeps the counters and the freeze list in Redis, shared by
+// every vouch instance configured with the same server and database.
+//
+// The window is a sliding log, one sorted set per login
+// (vouch:hijack:w:LOGIN): score = acceptance time in ms, member =
+// "MS:RCPTS:IP:ID" (ID unique per instance and message). A Lua script
+// prunes, adds and sums in one atomic step. Why a log and not INCR+EXPIRE
+// buckets: buckets give a fixed or approximate window (a burst straddling
+// two buckets gets up to twice the limit, or the count is interpolated),
+// while the limit here is small (hundreds of entries per login at most, as
+// MAIL FROM is refused at the limit) so the exact log costs a few KiB per
+// active login and gives the same answer as the memory backend, the oldest
+// entry (when sending is possible again) and the client IPs for the
+// notification for free. A retried ZADD of the same member is idempotent,
+// so a network retry cannot count a message twice.
+//
+// Scores come from each instance's clock: instances must keep time (NTP);
+// a skew of s shifts when one instance's messages leave the window by s.
+//
+// The freeze list is the hash vouch:hijack:frozen (login -> JSON Freeze),
+// set with HSETNX so the first freeze wins. The notification is claimed
+// with SET vouch:hijack:n:LOGIN NX: exactly one instance mails per freeze,
+// including a freeze that an instance made alone during a Redis outage
+// and writes back later (it mailed already, and takes the claim so that
+// nobody mails again). A release deletes all three.
+//
+// The scripts touch several keys, so Redis Cluster is not supported (use a
+// single server, or Sentinel).
+type redisStore struct {
+	c      *redis.Client
+	window time.Duration
+	id     string // instance id, part of every member
+	seq    atomic.Uint64
+}
+
+const redisPrefix = "vouch:hijack:"
+
+func winKey(login string) string      { return redisPrefix + "w:" + login }
+func sampleKey(login string) string   { return redisPrefix + "r:" + login }
+func notifiedKey(login string) string { return redisPrefix + "n:" + login }
+
+const frozenKey = redisPrefix + "frozen"
+
+// sumLua sums the recipients of the members of KEYS[1] (after pruning)
+// and finds the oldest score.
+const sumLua = `
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local rcpts, oldest = 0, 0
+for i = 1, #members, 2 do
+  local n = string.match(members[i], '^%d+:(%d+):')
+  rcpts = rcpts + (tonumber(n) or 0)
+  if i == 1 then oldest = tonumber(members[i + 1]) end
+end
+`
+
+// checkScript: KEYS[1] window, KEYS[2] frozen hash; ARGV[1] now (ms),
+// ARGV[2] window (ms), ARGV[3] login. Returns {messages, recipients,
+// oldest ms, freeze JSON or nil}.
+var checkScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+` + sumLua + `
+return {#members / 2, rcpts, oldest, redis.call('HGET', KEYS[2], ARGV[3])}
+`)
+
+// addScript: KEYS[1] window, KEYS[2] recipient sample; ARGV[1] now (ms),
+// ARGV[2] window (ms), ARGV[3] member, ARGV[4..] recipients for the
+// sample (distinct, most recent last). Returns {messages, recipients, oldest ms}.
+var addScript = redis.NewScript(`
+local now, win = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], win)
+if #ARGV > 3 then
+  for i = 4, #ARGV do
+    redis.call('LREM', KEYS[2], 0, ARGV[i])
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+  end
+  redis.call('LTRIM', KEYS[2], -` + strconv.Itoa(sampleSize) + `, -1)
+  redis.call('PEXPIRE', KEYS[2], win)
+end
+` + sumLua + `
+return {#members / 2, rcpts, oldest}
+`)
+
+// freezeScript: KEYS[1] frozen hash, KEYS[2] notification claim; ARGV[1]
+// login, ARGV[2] freeze JSON, ARGV[3] "1" to take the claim. Returns
+// {freeze JSON in force, 1 if the claim was taken}.
+var freezeScript = redis.NewScript(`
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+local claimed = 0
+if ARGV[3] == '1' and redis.call('SET', KEYS[2], '1', 'NX') then claimed = 1 end
+return {redis.call('HGET', KEYS[1], ARGV[1]), claimed}
+`)
+
+func newRedisStore(url string, window time.Duration, id string) (*redisStore, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("hijack.redis_url: %w", err)
+	}
+	// A milter callback waits for Redis: fail fast, then fail open or
+	// closed, rather than hold the SMTP session. URL parameters
+	// (dial_timeout=...) still win.
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = time.Second
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = time.Second
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = time.Second
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = 1
+	}
+	opts.ContextTimeoutEnabled = true
+	// No CLIENT SETINFO / MAINT_NOTIFICATIONS handshakes: plain Redis (and
+	// older servers) answer them with errors that go-redis would log.
+	opts.DisableIdentity = true
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return &redisStore{c: redis.NewClient(opts), window: window, id: id}, nil
+}
+
+func (r *redisStore) close() error { return r.c.Close() }
+
+func (r *redisStore) ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
+
+func (r *redisStore) check(ctx context.Context, login string, now time.Time) (Counts, *Freeze, error) {
+	res, err := checkScript.Run(ctx, r.c, []string{winKey(login), frozenKey}, now.UnixMilli(), r.window.Milliseconds(), login).Slice()
+	if err != nil {
+		return Counts{}, nil, err
+	}
+	c, err := parseCounts(res)
+	if err != nil {
+		return Counts{}, nil, err
+	}
+	var f *Freeze
+	if len(res) > 3 && res[3] != nil {
+		f = new(Freeze)
+		if err := json.Unmarshal([]byte(fmt.Sprint(res[3])), f); err != nil {
+			return Counts{}, nil, fmt.Errorf("freeze record of %q: %w", login, err)
+		}
+	}
+	return c, f, nil
+}
+
+func (r *redisStore) add(ctx context.Context, login string, ev event, sample []string, now time.Time) (Counts, error) {
+	member := fmt.Sprintf("%d:%d:%s:%s-%d", ev.at.UnixMilli(), ev.rcpts, ev.ip, r.id, r.seq.Add(1))
+	args := []any{now.UnixMilli(), r.window.Milliseconds(), member}
+	for _, s := range sample {
+		args = append(args, s)
+	}
+	res, err := addScript.Run(ctx, r.c, []string{winKey(login), sampleKey(login)}, args...).Slice()
+	if err != nil {
+		return Counts{}, err
+	}
+	return parseCounts(res)
+}
+
+func parseCounts(res []any) (Counts, error) {
+	if len(res) < 3 {
+		return Counts{}, fmt.Errorf("unexpected script reply %v", res)
+	}
+	n, ok1 := res[0].(int64)
+	rc, ok2 := res[1].(int64)
+	oldest, ok3 := res[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return Counts{}, fmt.Errorf("unexpected script reply %v", res)
+	}
+	c := Counts{Messages: int(n), Recipients: int(rc)}
+	if oldest > 0 {
+		c.Oldest = time.UnixMilli(oldest)
+	}
+	return c, nil
+}
+
+// details lists the client IPs in the window and the recipient sample.
+func (r *redisStore) details(ctx context.Context, login string) (ips, sample []string, err error) {
+	members, err := r.c.ZRange(ctx, winKey(login), 0, -1).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range members {
+		if ip := memberIP(m); ip != "" && !contains(ips, ip) {
+			ips = append(ips, ip)
+		}
+	}
+	sample, err = r.c.LRange(ctx, sampleKey(login), 0, -1).Result()
+	return ips, sample, err
+}
+
+// memberIP extracts the IP of "MS:RCPTS:IP:ID" (an IPv6 address has
+// colons of its own; the ID has none).
+func memberIP(m string) string {
+	parts := strings.SplitN(m, ":", 3)
+	if len(parts) < 3 {
+		return ""
+	}
+	rest := parts[2]
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 {
+		return ""
+	}
+	if ip := rest[:i]; ip != "invalid IP" {
+		return ip
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// freeze records f unless the login is frozen already and returns the
+// freeze in force; claim takes the notification claim, and notify reports
+// whether it was taken by this call.
+func (r *redisStore) freeze(ctx context.Context, f Freeze, claim bool) (Freeze, bool, error) {
+	js, err := json.Marshal(f)
+	if err != nil {
+		return Freeze{}, false, err
+	}
+	flag := "0"
+	if claim {
+		flag = "1"
+	}
+	res, err := freezeScript.Run(ctx, r.c, []string{frozenKey, notifiedKey(f.Login)}, f.Login, string(js), flag).Slice()
+	if err != nil {
+		return Freeze{}, false, err
+	}
+	if len(res) != 2 || res[0] == nil {
+		return Freeze{}, false, fmt.Errorf("unexpected script reply %v", res)
+	}
+	var cur Freeze
+	if err := json.Unmarshal([]byte(fmt.Sprint(res[0])), &cur); err != nil {
+		return Freeze{}, false, fmt.Errorf("freeze record of %q: %w", f.Login, err)
+	}
+	claimed, _ := res[1].(int64)
+	return cur, claimed == 1, nil
+}
+
+func (r *redisStore) release(ctx context.Context, login string) (bool, error) {
+	var del *redis.IntCmd
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.HDel(ctx, frozenKey, login)
+		p.Del(ctx, winKey(login), sampleKey(login), notifiedKey(login))
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return del.Val() > 0, nil
+}
+
+func (r *redisStore) list(ctx context.Context, now time.Time) ([]Account, []Freeze, error) {
+	var frozen []Freeze
+	all, err := r.c.HGetAll(ctx, frozenKey).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	for login, js := range all {
+		var f Freeze
+		if err := json.Unmarshal([]byte(js), &f); err != nil {
+			f = Freeze{Login: login, Reason: "unreadable freeze record: " + err.Error()}
+		}
+		frozen = append(frozen, f)
+	}
+	var accounts []Account
+	iter := r.c.Scan(ctx, 0, redisPrefix+"w:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		login := strings.TrimPrefix(iter.Val(), redisPrefix+"w:")
+		c, _, err := r.check(ctx, login, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		if c.Messages == 0 {
+			continue
+		}
+		ips, _, err := r.details(ctx, login)
+		if err != nil {
+			return nil, nil, err
+		}
+		accounts = append(accounts, Account{Login: login, Counts: c, IPs: ips})
+	}
+	if err := iter.Err(); err != nil {
+		return nil, nil, err
+	}
+	sortListing(accounts, frozen)
+	return accounts, frozen, nil
+}
+
+// errRedisDown is returned while Redis is being skipped after a failure.
+var errRedisDown = errors.New("redis unreachable")
+
+// redisLog adapts go-redis's logger to slog.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis client", "detail", fmt.Sprintf(format, v...))
+}
+
+func setRedisLog(log *slog.Logger) { redis.SetLogger(redisLog{log}) }

@@ -1,0 +1,207 @@
+package verify
+
+import (
+	"strings"
+)
+
+// FormatAuthResults builds the value of one Authentication-Results header
+// field (RFC 8601): a leading space, the authserv-id, then one result per
+// line ("\n\t" folding, as the milter hands folded values to the MTA):
+//
+//	 mx.example.org;
+//		dkim=pass header.d=example.com header.s=sel header.a=rsa-sha256 header.b="AbCd/123+xyz";
+//		spf=pass smtp.mailfrom=user@example.com;
+//		dmarc=pass (p=reject dis=none) header.from=example.com;
+//		iprev=pass policy.iprev=192.0.2.1
+//
+// Results with an empty Status are left out; with none left the value is
+// " ID; none". A message without DKIM signatures gets dkim=none when
+// anything else is reported. Property values that are not RFC 2045 tokens
+// or plain addresses are quoted (IPv6 addresses, b= with "/" or "=",
+// local parts with specials); reasons are quoted, reduced to printable
+// ASCII without ";" or parentheses, and cut at 100 characters, so naive
+// parsers that split on ";" (go-msgauth's authres.Parse) still work.
+//
+// go-msgauth's authres.Format is not used: it has no header.s/header.b,
+// leaves trailing spaces and gets ARC wrong.
+func FormatAuthResults(authservID string, iprev IPRev, r Results) string {
+	var res []string
+	anything := r.SPF.Status != "" || r.DMARC.Status != "" || iprev.Result != ""
+	if len(r.DKIM) == 0 && anything {
+		res = append(res, "dkim=none")
+	}
+	for _, d := range r.DKIM {
+		res = append(res, result("dkim", d.Status, d.Reason, "",
+			"header.d", d.Domain, "header.s", d.Selector, "header.a", d.Algorithm, "header.b", d.B))
+	}
+	if s := r.SPF; s.Status != "" {
+		if s.Identity == "helo" {
+			res = append(res, result("spf", s.Status, spfARReason(s), "", "smtp.helo", s.HELO))
+		} else {
+			res = append(res, result("spf", s.Status, spfARReason(s), "", "smtp.mailfrom", s.Sender))
+		}
+	}
+	if d := r.DMARC; d.Status != "" {
+		comment := ""
+		if d.Policy != "" {
+			comment = "p=" + string(d.Policy) + " dis=" + strings.ToLower(string(d.Disposition))
+			if d.Disposition == "" {
+				comment = "p=" + string(d.Policy)
+			}
+		}
+		res = append(res, result("dmarc", d.Status, d.Reason, comment, "header.from", d.FromDomain))
+	}
+	if iprev.Result != "" {
+		ip := ""
+		if iprev.IP.IsValid() {
+			ip = iprev.IP.Unmap().String()
+		}
+		res = append(res, result("iprev", iprev.Result, "", "", "policy.iprev", ip))
+	}
+	id := pvalue(authservID)
+	if len(res) == 0 {
+		return " " + id + "; none"
+	}
+	return " " + id + ";\n\t" + strings.Join(res, ";\n\t")
+}
+
+// spfARReason: pass and none need no reason in the header.
+func spfARReason(s SPFResult) string {
+	switch s.Status {
+	case Pass, None, Neutral:
+		return ""
+	}
+	return s.Reason
+}
+
+// result formats one resinfo: method=result, a comment, reason="...",
+// then the properties (pairs of name, value; empty values are left out).
+func result(method string, st Status, reason, comment string, props ...string) string {
+	var b strings.Builder
+	b.WriteString(method)
+	b.WriteByte('=')
+	b.WriteString(string(st))
+	if reason != "" && st != Pass {
+		b.WriteString(" reason=")
+		b.WriteString(quote(sanitizeReason(reason)))
+	}
+	if comment != "" {
+		b.WriteString(" (")
+		b.WriteString(comment)
+		b.WriteByte(')')
+	}
+	for i := 0; i+1 < len(props); i += 2 {
+		if props[i+1] == "" {
+			continue
+		}
+		b.WriteByte(' ')
+		b.WriteString(props[i])
+		b.WriteByte('=')
+		b.WriteString(pvalue(props[i+1]))
+	}
+	return b.String()
+}
+
+// sanitizeReason keeps a reason safe inside a quoted-string and for
+// parsers that split on ";" or strip comments without honouring quotes.
+func sanitizeReason(s string) string {
+	const max = 100
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < max; i++ {
+		c := s[i]
+		switch {
+		case c == ';':
+			c = ','
+		case c == '(':
+			c = '['
+		case c == ')':
+			c = ']'
+		case c == '"' || c == '\\':
+			c = '\''
+		case c < 0x20 || c > 0x7e:
+			c = ' '
+		}
+		b.WriteByte(c)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// pvalue writes an RFC 8601 pvalue: a token or a plain local@domain as
+// is, anything else as a quoted-string.
+func pvalue(s string) string {
+	if isToken(s) || isPlainAddress(s) {
+		return s
+	}
+	return quote(s)
+}
+
+// isToken: RFC 2045 token, 1*<any US-ASCII CHAR except SPACE, CTLs, or
+// tspecials>.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isPlainAddress: local-part@domain-name with a dot-atom local part of
+// atext (minus "=", "/" and "?", which some parsers take for separators)
+// and a domain of letters, digits, hyphens and dots. RFC 8601 §2.2 allows
+// these unquoted; anything fancier is quoted.
+func isPlainAddress(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return false
+	}
+	local, domain := s[:at], s[at+1:]
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return false
+	}
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		if !(isAlnum(c) || c == '.' || strings.IndexByte("!#$%&'*+-^_`{|}~", c) >= 0) {
+			return false
+		}
+	}
+	if domain[0] == '.' || domain[len(domain)-1] == '.' || strings.Contains(domain, "..") {
+		return false
+	}
+	for i := 0; i < len(domain); i++ {
+		c := domain[i]
+		if !(isAlnum(c) || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// quote makes an RFC 5322 quoted-string; control characters and 8-bit
+// bytes become "?" (a header field is 7-bit here).
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			b.WriteByte('?')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package verify
+
+// raceEnabled: the race detector slows canonicalization about tenfold.
+const raceEnabled = true

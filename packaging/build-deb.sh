@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds vouch_VERSION_ARCH.deb with dpkg-deb alone (no debhelper, no
+# network once the Go modules are in the module cache).
+#
+#   packaging/build-deb.sh VERSION [OUTDIR]     (OUTDIR defaults to ./dist)
+#
+# Environment: GO (default go), GOARCH (default: go env GOARCH),
+# DEBFULLNAME and DEBEMAIL for the Maintainer field.
+set -euo pipefail
+
+usage() { echo "usage: $0 VERSION [OUTDIR]" >&2; exit 2; }
+[ $# -ge 1 ] && [ $# -le 2 ] || usage
+version=${1#v}
+# Debian policy 5.6.12: starts with a digit; letters, digits, . + ~ -.
+[[ $version =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || { echo "$0: $1 is not a Debian version" >&2; exit 2; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+outdir=${2:-$PWD/dist}
+mkdir -p "$outdir"
+outdir=$(cd "$outdir" && pwd)
+go=${GO:-go}
+goarch=${GOARCH:-$("$go" env GOARCH)}
+case $goarch in
+amd64 | arm64 | riscv64 | s390x | ppc64le) arch=${goarch/ppc64le/ppc64el} ;;
+386) arch=i386 ;;
+arm) arch=armhf; export GOARM=${GOARM:-7} ;;
+*) echo "$0: no Debian architecture for GOARCH=$goarch" >&2; exit 2 ;;
+esac
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+pkg=$stage/vouch
+install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/sbin" "$pkg/lib/systemd/system" \
+	"$pkg/etc/vouch" "$pkg/usr/share/doc/vouch/examples"
+
+# A static binary: no libc dependency, the same file on every release.
+(cd "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=$goarch "$go" build -trimpath \
+	-ldflags "-X main.version=$version" -o "$pkg/usr/sbin/vouch" ./cmd/vouch)
+chmod 0755 "$pkg/usr/sbin/vouch"
+
+install -m 0644 "$root/contrib/systemd/vouch.service" "$pkg/lib/systemd/system/vouch.service"
+
+# /etc/vouch/vouch.toml documents the embedded defaults and changes
+# nothing: every setting is commented out, the comments are kept.
+{
+	cat <<'EOF'
+# /etc/vouch/vouch.toml: vouch's configuration.
+#
+# vouch has every setting built in; this file only needs what you change.
+# Below are the built-in defaults, commented out: uncomment a setting and
+# its [table] line to change it. Check with: vouch serve -check
+# Reference: /usr/share/doc/vouch/README.md
+# Coming from OpenDKIM: vouch import-opendkim /etc/opendkim.conf
+
+EOF
+	awk '/^[[:space:]]*(#|$)/ { print; next } { print "#" $0 }' "$root/internal/config/default.toml"
+} >"$pkg/etc/vouch/vouch.toml"
+chmod 0644 "$pkg/etc/vouch/vouch.toml"
+
+install -m 0644 "$root/README.md" "$pkg/usr/share/doc/vouch/README.md"
+for f in postfix/main.cf.snippet opendkim/README.md sendmail/README.md zimbra/README.md; do
+	if [ -f "$root/contrib/$f" ]; then
+		install -m 0644 "$root/contrib/$f" "$pkg/usr/share/doc/vouch/examples/${f//\//-}"
+	fi
+done
+
+install -m 0755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm" "$pkg/DEBIAN/"
+echo /etc/vouch/vouch.toml >"$pkg/DEBIAN/conffiles"
+(cd "$pkg" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
+
+maintainer="${DEBFULLNAME:-vouch maintainers} <${DEBEMAIL:-root@localhost}>"
+size=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
+cat >"$pkg/DEBIAN/control" <<EOF
+Package: vouch
+Version: $version
+Architecture: $arch
+Maintainer: $maintainer
+Installed-Size: $size
+Depends: adduser
+Suggests: postfix | sendmail-bin | mail-transport-agent
+Section: mail
+Priority: optional
+Description: DKIM-signing and inbound-screening milter
+ vouch is a mail filter (milter) for Postfix, Sendmail and Zimbra. It signs
+ outbound mail with DKIM (rsa-sha256, ed25519-sha256), reading OpenDKIM's
+ KeyTable, SigningTable and InternalHosts files unchanged, and screens
+ inbound SMTP clients by their PTR, HELO and sender domain.
+ .
+ It replaces OpenDKIM's signing: vouch import-opendkim converts an
+ opendkim.conf.
+EOF
+
+deb=$outdir/vouch_${version}_${arch}.deb
+dpkg-deb --root-owner-group -Zxz --build "$pkg" "$deb" >/dev/null
+echo "$deb"

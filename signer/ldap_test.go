@@ -1,0 +1,652 @@
+package signer
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// The URLs Zimbra writes into opendkim.conf (zmconfigd: ldap_url +
+// these suffixes, one per LDAP server, space separated).
+const (
+	zimbraST = "ldap://ldap1.example.com:389/?DKIMSelector?sub?(DKIMIdentity=$d)"
+	zimbraKT = "ldap://ldap1.example.com:389/?DKIMDomain,DKIMSelector,DKIMKey,?sub?(DKIMSelector=$d)"
+)
+
+func TestParseLDAPURL(t *testing.T) {
+	tests := []struct {
+		url    string
+		server ldapServer
+		base   string
+		attrs  []string
+		scope  int
+		filter string
+	}{
+		{zimbraST, ldapServer{"ldap", "ldap1.example.com:389"}, "", []string{"DKIMSelector"}, ldap.ScopeWholeSubtree, "(DKIMIdentity=$d)"},
+		// The trailing comma Zimbra writes adds no attribute; the order is
+		// the order of the KeyTable fields.
+		{zimbraKT, ldapServer{"ldap", "ldap1.example.com:389"}, "", []string{"DKIMDomain", "DKIMSelector", "DKIMKey"}, ldap.ScopeWholeSubtree, "(DKIMSelector=$d)"},
+		// contrib/ldap/README.LDAP, "Signature + User Identifier".
+		{"ldap://192.0.2.1/ou=people,dc=example,dc=com?DKIMSelector,DKIMIdentity?sub?(DKIMIdentity=$d)",
+			ldapServer{"ldap", "192.0.2.1:389"}, "ou=people,dc=example,dc=com", []string{"DKIMSelector", "DKIMIdentity"}, ldap.ScopeWholeSubtree, "(DKIMIdentity=$d)"},
+		// opendkim/README: keyName by mail.
+		{"ldap://localhost/dc=example,dc=com?keyName?sub?(mail=$d)", ldapServer{"ldap", "localhost:389"}, "dc=example,dc=com", []string{"keyName"}, ldap.ScopeWholeSubtree, "(mail=$d)"},
+		{"LDAPS://ldap.example.com/o=x?a", ldapServer{"ldaps", "ldap.example.com:636"}, "o=x", []string{"a"}, ldap.ScopeBaseObject, "(objectClass=*)"},
+		{"ldaps://ldap.example.com:1636/o=x?a??", ldapServer{"ldaps", "ldap.example.com:1636"}, "o=x", []string{"a"}, ldap.ScopeBaseObject, "(objectClass=*)"},
+		{"ldap://[::1]:3890/?a?one?x=$d", ldapServer{"ldap", "[::1]:3890"}, "", []string{"a"}, ldap.ScopeSingleLevel, "(x=$d)"},
+		{"ldap://[2001:db8::1]/?a?ONE", ldapServer{"ldap", "[2001:db8::1]:389"}, "", []string{"a"}, ldap.ScopeSingleLevel, "(objectClass=*)"},
+		{"ldapi://%2Fopt%2Fzimbra%2Fdata%2Fldap%2Fstate%2Frun%2Fldapi/?a?subtree?(x=$d)", ldapServer{"ldapi", "/opt/zimbra/data/ldap/state/run/ldapi"}, "", []string{"a"}, ldap.ScopeWholeSubtree, "(x=$d)"},
+		{"ldap://h/ou=a%20b,o=x?a%2Cb?children?(cn=a%3Fb)", ldapServer{"ldap", "h:389"}, "ou=a b,o=x", []string{"a,b"}, ldap.ScopeChildren, "(cn=a?b)"},
+		{"ldap://h/?a,,b,?subord?(x=$d)?ext=1", ldapServer{"ldap", "h:389"}, "", []string{"a", "b"}, ldap.ScopeChildren, "(x=$d)"},
+	}
+	for _, tc := range tests {
+		p, err := parseLDAPURL(tc.url)
+		if err != nil {
+			t.Errorf("%s: %v", tc.url, err)
+			continue
+		}
+		if p.server != tc.server || p.base != tc.base || !slices.Equal(p.attrs, tc.attrs) || p.scope != tc.scope || p.filter != tc.filter {
+			t.Errorf("%s:\n got %+v\nwant server %+v base %q attrs %q scope %d filter %q", tc.url, p, tc.server, tc.base, tc.attrs, tc.scope, tc.filter)
+		}
+	}
+
+	bad := []struct{ url, want string }{
+		{"ldap:///?a", "no host"},
+		{"ldap://:389/?a", "no host"},
+		{"http://h/?a", `scheme "http"`},
+		{"ldap:h/?a", "not an LDAP URL"},
+		{"ldap://h/?a?tree", `scope "tree"`},
+		{"ldap://h/?a?sub?(x=$d)?e?f", "too many"},
+		{"ldap://h/?a?sub?(x=$d)?!critical", "critical extension"},
+		{"ldap://h?a", `"/" must separate`},
+		{"ldap://cn=admin:pw@h/?a", "credentials in the URL"},
+		{"ldap://h/%zz", "invalid URL escape"},
+	}
+	for _, tc := range bad {
+		if _, err := parseLDAPURL(tc.url); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.url, err, tc.want)
+		}
+	}
+}
+
+func TestParseLDAPDataset(t *testing.T) {
+	// Zimbra, two LDAP servers: the second URL is a failover server.
+	spec := zimbraKT + " " + strings.Replace(zimbraKT, "ldap1", "ldap2", 1) + "\t" + "ldaps://ldap3.example.com/?DKIMDomain,DKIMSelector,DKIMKey,?sub?(DKIMSelector=$d)"
+	ds, warnings, err := parseLDAPDataset(spec, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ldapServer{{"ldap", "ldap1.example.com:389"}, {"ldap", "ldap2.example.com:389"}, {"ldaps", "ldap3.example.com:636"}}
+	if !slices.Equal(ds.servers, want) || len(warnings) != 0 {
+		t.Fatalf("servers %v warnings %q, want %v and none", ds.servers, warnings, want)
+	}
+	if ds.servers[2].String() != "ldaps://ldap3.example.com:636" || ds.servers[2].host() != "ldap3.example.com" {
+		t.Errorf("server 3: %s, host %s", ds.servers[2], ds.servers[2].host())
+	}
+
+	// Only the first URL's base, attributes, scope and filter count.
+	ds, warnings, err = parseLDAPDataset(zimbraST+" ldap://ldap2.example.com/o=other?DKIMSelector?sub?(mail=$d)", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.filter != "(DKIMIdentity=$d)" || ds.base != "" || len(ds.servers) != 2 {
+		t.Fatalf("dataset %+v", ds)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "URL 2") || !strings.Contains(warnings[0], "ignored") {
+		t.Fatalf("warnings %q", warnings)
+	}
+
+	bad := []struct {
+		spec     string
+		minAttrs int
+		want     string
+	}{
+		{"", 1, "empty"},
+		{zimbraST, 3, "names 1 attribute(s): it must name domain, selector and key"},
+		{"ldap://h/o=x", 1, "names 0 attribute(s): it must name the key name"},
+		{"ldap://h/?a?sub?(DKIMIdentity=$d", 1, "filter"},
+		{zimbraST + " ldap://h2/?a?bad", 1, "LDAP URL 2"},
+		{"ldap://cn=x:secret@h/?a?sub?x", 1, "…@h"},
+	}
+	for _, tc := range bad {
+		_, _, err := parseLDAPDataset(tc.spec, tc.minAttrs)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error containing %q", tc.spec, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%q: the error shows the password: %v", tc.spec, err)
+		}
+	}
+	if !isLDAPSpec(" LDAP://h/?a") || !isLDAPSpec("ldaps://h/") || !isLDAPSpec("ldapi:///") || isLDAPSpec("/etc/ldap") || isLDAPSpec("ldap:foo") {
+		t.Error("isLDAPSpec")
+	}
+}
+
+// TestExpandLDAP: $d is the looked-up key with the RFC 4515 specials
+// escaped, as opendkim-db.c dkimf_db_mkldapquery writes it.
+func TestExpandLDAP(t *testing.T) {
+	tests := []struct{ tmpl, value, want string }{
+		{"(DKIMIdentity=$d)", "example.com", "(DKIMIdentity=example.com)"},
+		{"(DKIMIdentity=$d)", "user@example.com", "(DKIMIdentity=user@example.com)"},
+		// The last two keys of the signing table order are not wildcards.
+		{"(DKIMIdentity=$d)", "user@*", `(DKIMIdentity=user@\2a)`},
+		{"(DKIMIdentity=$d)", "*", `(DKIMIdentity=\2a)`},
+		{"(mail=$d)", "a(b)c\\d*e\x00f", `(mail=a\28b\29c\5cd\2ae\00f)`},
+		{"(|(mail=$d)(alias=$d))", "x@y", "(|(mail=x@y)(alias=x@y))"},
+		{"(mail=$d)", "jürgen@example.com", "(mail=jürgen@example.com)"},
+		{"ou=$D,o=x", "mail.example.com", "ou=dc=mail,dc=example,dc=com,o=x"},
+		{"$D", "", ""},
+		{"(a=$x$d)", "v", "(a=v)"},
+		{"(a=$$d)", "v", "(a=v)"},
+		{"(a=b)$", "v", "(a=b)"},
+		{"(a=b)", "v", "(a=b)"},
+		{"", "v", ""},
+	}
+	for _, tc := range tests {
+		if got := expandLDAP(tc.tmpl, tc.value); got != tc.want {
+			t.Errorf("expandLDAP(%q, %q) = %q, want %q", tc.tmpl, tc.value, got, tc.want)
+		}
+	}
+	// Whatever the key, the filter compiles: nothing in it can change the
+	// filter's structure.
+	for _, v := range []string{"*", ")(objectClass=*", "\\", "a)(|(b=*)", "x\x00y"} {
+		f := expandLDAP("(DKIMIdentity=$d)", v)
+		if _, err := ldap.CompileFilter(f); err != nil {
+			t.Errorf("%q: %q does not compile: %v", v, f, err)
+		}
+	}
+}
+
+// TestInlineKeyDetection: a key table value that starts with "/", "./" or
+// "../" is a file, anything else the key itself (opendkim.c
+// dkimf_loadkey), and errors about inline keys never show them.
+func TestInlineKeyDetection(t *testing.T) {
+	dir := t.TempDir()
+	pemKey := string(pkcs8PEM(t, testEdKey(t)))
+	der, err := x509.MarshalPKCS8PrivateKey(testRSAKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.StdEncoding.EncodeToString(der)
+	path, _ := writeKey(t, dir, "k.private")
+	const secret = "SECRETSECRETSECRET"
+	tests := []struct {
+		keydata string
+		path    bool
+		err     string
+	}{
+		{path, true, ""},
+		{dir + "/missing.private", true, dir + "/missing.private"},
+		{"./missing.private", true, "./missing.private"},
+		{"../missing.private", true, "../missing.private"},
+		{pemKey, false, ""},
+		{"\n" + pemKey + "\n", false, ""},
+		{b64, false, ""}, // base64 DER, "MII..."
+		{".missing.private", false, "inline key: neither PEM nor base64 DER"},
+		{"~/missing.private", false, "inline key"},
+		{"-----BEGIN PRIVATE KEY-----\n" + secret + "\n-----END PRIVATE KEY-----\n", false, "inline key"},
+		{secret, false, "inline key"},
+	}
+	for _, tc := range tests {
+		if isPath(tc.keydata) != tc.path {
+			t.Errorf("isPath(%.20q) = %v", tc.keydata, !tc.path)
+		}
+		k, _, err := loadKeyData(keyRow{name: "n", domain: "example.com", selector: "s", keydata: tc.keydata}, "example.com", true)
+		if tc.err == "" {
+			if err != nil || k == nil || k.Domain != "example.com" || k.Selector != "s" {
+				t.Errorf("%.30q: %v, %v", tc.keydata, k, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%.30q: %v, want an error containing %q", tc.keydata, err, tc.err)
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows the key: %v", err)
+		}
+	}
+}
+
+// fakeDir answers LDAP queries from a map and records them.
+type fakeDir struct {
+	mu      sync.Mutex
+	entries map[string][]string // $d → attribute values
+	err     error
+	queries []string
+	gate    chan struct{} // when set, each query waits for it
+}
+
+func (f *fakeDir) search(ds *ldapDataset, key string) ([]string, bool, error) {
+	f.mu.Lock()
+	f.queries = append(f.queries, key)
+	vals, ok := f.entries[key]
+	err, gate := f.err, f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return vals, ok, nil
+}
+
+func (f *fakeDir) asked() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.queries)
+}
+
+func (f *fakeDir) set(key string, vals []string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if vals == nil {
+		delete(f.entries, key)
+	} else {
+		f.entries[key] = vals
+	}
+	f.err = err
+}
+
+// ldapSigner is a Signer whose tables are the fake directories, behind a
+// cache with a clock the test moves.
+func ldapSigner(t *testing.T, signST string, sign, keys *fakeDir, ttl time.Duration, multiple bool) (*Signer, *time.Time) {
+	t.Helper()
+	s, _, err := New(Config{Headers: []string{"From"}, MultipleSignatures: multiple, RequireSafeKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := parseLDAPDataset(signST, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kt, _, err := parseLDAPDataset(zimbraKT, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ldap = &ldapTables{sign: st, keys: kt, signC: sign, keysC: keys, cache: newLDAPCache(ttl, 0), requireSafe: true}
+	now := time.Unix(1_800_000_000, 0)
+	if s.ldap.cache != nil {
+		s.ldap.cache.now = func() time.Time { return now }
+	}
+	return s, &now
+}
+
+func newFake(entries map[string][]string) *fakeDir {
+	if entries == nil {
+		entries = map[string][]string{}
+	}
+	return &fakeDir{entries: entries}
+}
+
+// TestLDAPSigningTableOrder: over LDAP, the signing table is asked the
+// keys of a plain table, in the same order, one query each; the local
+// part keeps its case (OpenDKIM does not lower-case it), keys with
+// non-ASCII bytes are not asked.
+func TestLDAPSigningTableOrder(t *testing.T) {
+	sign, keys := newFake(nil), newFake(nil)
+	s, _ := ldapSigner(t, zimbraST, sign, keys, 0, false)
+	reqs, err := s.Lookup("John.Doe", "Mail.Sub.Example.COM.")
+	if err != nil || len(reqs) != 0 {
+		t.Fatalf("%v, %v", reqs, err)
+	}
+	want := []string{"John.Doe@mail.sub.example.com", "mail.sub.example.com",
+		"John.Doe@.sub.example.com", ".sub.example.com", "John.Doe@.example.com", ".example.com",
+		"John.Doe@.com", ".com", "John.Doe@*", "*"}
+	if got := sign.asked(); !slices.Equal(got, want) {
+		t.Fatalf("queries\n got %q\nwant %q", got, want)
+	}
+	// The file table tries the same keys (lower-cased).
+	if got := signingKeys("john.doe", "mail.sub.example.com"); len(got) != len(want) || !strings.EqualFold(strings.Join(got, " "), strings.Join(want, " ")) {
+		t.Fatalf("plain table keys %q", got)
+	}
+	if len(keys.asked()) != 0 {
+		t.Fatalf("key table asked %q", keys.asked())
+	}
+
+	sign2 := newFake(nil)
+	s, _ = ldapSigner(t, zimbraST, sign2, keys, 0, false)
+	if _, err := s.Lookup("jürgen", "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sign2.asked(), []string{"example.com", ".com", "*"}; !slices.Equal(got, want) {
+		t.Fatalf("non-ASCII local part: queries %q, want %q", got, want)
+	}
+}
+
+type dsi struct{ d, s, i string }
+
+func dsis(reqs []Request) []dsi {
+	var out []dsi
+	for _, r := range reqs {
+		out = append(out, dsi{r.Domain, r.Key.Selector, r.Identity})
+	}
+	return out
+}
+
+func zimbraEntry(t *testing.T, domain, selector string) ([]string, string) {
+	t.Helper()
+	return []string{domain, selector, string(pkcs8PEM(t, testEdKey(t)))}, selector
+}
+
+func TestLDAPLookup(t *testing.T) {
+	oneKey, oneSel := zimbraEntry(t, "one.test", "AAAA-1111")
+	subKey, subSel := zimbraEntry(t, "sub.one.test", "BBBB-2222")
+	sign := newFake(map[string][]string{
+		"one.test":              {oneSel},
+		"boss@sub.one.test":     {subSel, "boss@sub.one.test"},
+		".one.test":             {oneSel, "@one.test"},
+		"pct.test":              {"%"},
+		"nokey.test":            {"NO-SUCH-SELECTOR"},
+		"empty.test":            {""},
+		"other@one.test":        {oneSel, "@elsewhere.test"}, // i= outside d=: dropped
+		"Upper@one.test":        {subSel},
+		"%.test":                {"x"},
+		"broken.test":           {"BROKEN"},
+		"corrupt.test":          {"CORRUPT"},
+		"pct-domain.test":       {"PCT"},
+		"multi@multi.test":      {oneSel},
+		"multi.test":            {subSel},
+		".multi.test-never-hit": {"x"},
+	})
+	pctKey := []string{"%", "pctsel", string(pkcs8PEM(t, testEdKey(t)))}
+	keys := newFake(map[string][]string{
+		oneSel:     oneKey,
+		subSel:     subKey,
+		"pct.test": {"pct.test", "p", oneKey[2]},
+		"BROKEN":   {"broken.test", "b", "-----BEGIN PRIVATE KEY-----\nTOPSECRET\n-----END PRIVATE KEY-----\n"},
+		"CORRUPT":  {"corrupt.test", "", oneKey[2]},
+		"PCT":      pctKey,
+	})
+	s, _ := ldapSigner(t, "ldap://h/?DKIMSelector,DKIMIdentity?sub?(DKIMIdentity=$d)", sign, keys, time.Minute, false)
+	tests := []struct {
+		local, domain string
+		want          []dsi
+		err           string
+	}{
+		{"alice", "one.test", []dsi{{"one.test", "AAAA-1111", ""}}, ""},
+		{"alice", "ONE.test", []dsi{{"one.test", "AAAA-1111", ""}}, ""},
+		{"boss", "sub.one.test", []dsi{{"sub.one.test", "BBBB-2222", "boss@sub.one.test"}}, ""},
+		{"carol", "sub.one.test", []dsi{{"one.test", "AAAA-1111", "@one.test"}}, ""},
+		{"other", "one.test", []dsi{{"one.test", "AAAA-1111", ""}}, ""},
+		{"Upper", "one.test", []dsi{{"sub.one.test", "BBBB-2222", ""}}, ""},
+		{"upper", "one.test", []dsi{{"one.test", "AAAA-1111", ""}}, ""},
+		{"x", "pct.test", []dsi{{"pct.test", "p", ""}}, ""},
+		{"x", "pct-domain.test", []dsi{{"pct-domain.test", "pctsel", ""}}, ""},
+		{"x", "unsigned.test", nil, ""},
+		{"x", "nokey.test", nil, `LDAP signing table entry for "nokey.test" names key "NO-SUCH-SELECTOR", which is not in the LDAP key table`},
+		{"x", "empty.test", nil, `LDAP signing table entry for "empty.test" has no DKIMSelector value`},
+		{"x", "broken.test", nil, `LDAP key table entry "BROKEN" (domain broken.test, selector b): inline key`},
+		{"x", "corrupt.test", nil, `LDAP key table entry "CORRUPT" (domain "corrupt.test", selector ""): no DKIMSelector value`},
+		{"multi", "multi.test", []dsi{{"one.test", "AAAA-1111", ""}}, ""},
+	}
+	for _, tc := range tests {
+		reqs, err := s.Lookup(tc.local, tc.domain)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s@%s: %v, want an error containing %q", tc.local, tc.domain, err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "TOPSECRET") {
+				t.Errorf("the error shows the key: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s@%s: %v", tc.local, tc.domain, err)
+			continue
+		}
+		if got := dsis(reqs); !slices.Equal(got, tc.want) {
+			t.Errorf("%s@%s: %v, want %v", tc.local, tc.domain, got, tc.want)
+		}
+	}
+
+	// MultipleSignatures: every key that matches, in order.
+	s, _ = ldapSigner(t, zimbraST, sign, keys, time.Minute, true)
+	reqs, err := s.Lookup("multi", "multi.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dsis(reqs), []dsi{{"one.test", "AAAA-1111", ""}, {"sub.one.test", "BBBB-2222", ""}}; !slices.Equal(got, want) {
+		t.Fatalf("multiple: %v, want %v", got, want)
+	}
+}
+
+// TestLDAPErrorsTempfail: a query that fails is an error (the milter
+// tempfails), whichever key of the order it was; never "no key".
+func TestLDAPErrorsTempfail(t *testing.T) {
+	down := errors.New("ldap://h:389: connection refused")
+	sign, keys := newFake(map[string][]string{"one.test": {"S"}}), newFake(nil)
+	k, _ := zimbraEntry(t, "one.test", "S")
+	keys.set("S", k, nil)
+	s, _ := ldapSigner(t, zimbraST, sign, keys, 0, false)
+	sign.set("one.test", []string{"S"}, down)
+	if _, err := s.Lookup("a", "one.test"); err == nil || !strings.Contains(err.Error(), `LDAP signing table lookup of "a@one.test": ldap://h:389: connection refused`) {
+		t.Fatalf("signing table down: %v", err)
+	}
+	if _, err := s.Lookup("a", "unsigned.test"); err == nil {
+		t.Fatal("signing table down, domain without key: no error")
+	}
+	sign.set("one.test", []string{"S"}, nil)
+	keys.set("S", k, down)
+	if _, err := s.Lookup("a", "one.test"); err == nil || !strings.Contains(err.Error(), `LDAP key table lookup of "S"`) {
+		t.Fatalf("key table down: %v", err)
+	}
+}
+
+func TestLDAPCache(t *testing.T) {
+	k1, sel := zimbraEntry(t, "one.test", "S1")
+	sign := newFake(map[string][]string{"one.test": {sel}})
+	keys := newFake(map[string][]string{sel: k1})
+	s, now := ldapSigner(t, zimbraST, sign, keys, time.Minute, false)
+	first, err := s.Lookup("a", "one.test")
+	if err != nil || len(first) != 1 {
+		t.Fatalf("%v %v", first, err)
+	}
+	if n := len(sign.asked()) + len(keys.asked()); n != 3 {
+		t.Fatalf("%d queries for the first message, want 3", n)
+	}
+	// Within the TTL: no query, the same parsed key, negative answers too,
+	// and even with the directory down.
+	sign.set("one.test", []string{sel}, errors.New("down"))
+	keys.set(sel, k1, errors.New("down"))
+	*now = now.Add(59 * time.Second)
+	for range 100 {
+		reqs, err := s.Lookup("a", "one.test")
+		if err != nil || len(reqs) != 1 || reqs[0].Key != first[0].Key {
+			t.Fatalf("cached lookup: %v %v", reqs, err)
+		}
+	}
+	if n := len(sign.asked()) + len(keys.asked()); n != 3 {
+		t.Fatalf("%d queries after 101 messages, want 3", n)
+	}
+	// Another sender of the same domain: its own key (b@one.test) is not
+	// cached, so the directory must be asked, and it is down.
+	if _, err := s.Lookup("b", "one.test"); err == nil {
+		t.Fatal("uncached sender with the directory down: no error")
+	}
+	// After the TTL: asked again; errors are not cached.
+	*now = now.Add(2 * time.Second)
+	if _, err := s.Lookup("a", "one.test"); err == nil {
+		t.Fatal("expired entry with the directory down: no error")
+	}
+	sign.set("one.test", []string{sel}, nil)
+	keys.set(sel, k1, nil)
+	before := len(sign.asked()) + len(keys.asked())
+	if reqs, err := s.Lookup("a", "one.test"); err != nil || len(reqs) != 1 {
+		t.Fatalf("after recovery: %v %v", reqs, err)
+	}
+	if n := len(sign.asked()) + len(keys.asked()) - before; n != 3 {
+		t.Fatalf("%d queries after expiry, want 3", n)
+	}
+
+	// A malformed key is parsed once per cache entry: the error comes from
+	// the cache until the TTL.
+	sign.set("bad.test", []string{"BAD"}, nil)
+	keys.set("BAD", []string{"bad.test", "BAD", "not a key"}, nil)
+	before = len(keys.asked())
+	for range 3 {
+		if _, err := s.Lookup("a", "bad.test"); err == nil || !strings.Contains(err.Error(), "(domain bad.test, selector BAD): inline key") {
+			t.Fatalf("malformed key: %v", err)
+		}
+	}
+	if n := len(keys.asked()) - before; n != 1 {
+		t.Fatalf("malformed key asked %d times, want 1", n)
+	}
+
+	// TTL 0: every message asks.
+	sign0, keys0 := newFake(map[string][]string{"one.test": {sel}}), newFake(map[string][]string{sel: k1})
+	s0, _ := ldapSigner(t, zimbraST, sign0, keys0, 0, false)
+	for range 10 {
+		if _, err := s0.Lookup("a", "one.test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(sign0.asked()) + len(keys0.asked()); n != 30 {
+		t.Fatalf("no cache: %d queries for 10 messages, want 30", n)
+	}
+}
+
+// TestLDAPCacheConcurrentMisses: sessions that miss the same key at once
+// share one query, and its error.
+func TestLDAPCacheConcurrentMisses(t *testing.T) {
+	c := newLDAPCache(time.Minute, 0)
+	var calls int
+	var mu sync.Mutex
+	gate := make(chan struct{})
+	started := make(chan struct{})
+	fill := func() (any, error) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			close(started)
+		}
+		<-gate
+		return "v", nil
+	}
+	var wg sync.WaitGroup
+	results := make(chan any, 20)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		v, _ := c.get("k", fill)
+		results <- v
+	}()
+	<-started
+	for range 19 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, _ := c.get("k", fill)
+			results <- v
+		}()
+	}
+	time.Sleep(20 * time.Millisecond) // let them queue on the call
+	close(gate)
+	wg.Wait()
+	close(results)
+	for v := range results {
+		if v != "v" {
+			t.Fatalf("result %v", v)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("%d fills for 20 concurrent misses, want 1", calls)
+	}
+
+	// Errors are shared but not kept.
+	boom := errors.New("boom")
+	if _, err := c.get("e", func() (any, error) { return nil, boom }); err != boom {
+		t.Fatal(err)
+	}
+	if v, err := c.get("e", func() (any, error) { return "ok", nil }); err != nil || v != "ok" {
+		t.Fatalf("after an error: %v %v", v, err)
+	}
+}
+
+func TestLDAPCacheBound(t *testing.T) {
+	c := newLDAPCache(time.Minute, 3)
+	fills := 0
+	get := func(k string) {
+		c.get(k, func() (any, error) { fills++; return k, nil })
+	}
+	for _, k := range []string{"a", "b", "c", "a", "d"} { // d evicts b, the least recently used
+		get(k)
+	}
+	if c.len() != 3 || fills != 4 {
+		t.Fatalf("len %d fills %d", c.len(), fills)
+	}
+	get("a")
+	get("c")
+	get("d")
+	if fills != 4 {
+		t.Fatalf("a, c, d were evicted: fills %d", fills)
+	}
+	get("b")
+	if fills != 5 {
+		t.Fatalf("b was not evicted: fills %d", fills)
+	}
+	if newLDAPCache(0, 10) != nil {
+		t.Fatal("TTL 0 makes a cache")
+	}
+	var off *ldapCache
+	n := 0
+	for range 3 {
+		off.get("k", func() (any, error) { n++; return nil, nil })
+	}
+	if n != 3 || off.len() != 0 {
+		t.Fatalf("nil cache: %d fills", n)
+	}
+}
+
+func TestLDAPErrText(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{ldap.NewError(ldap.LDAPResultInvalidCredentials, errors.New("")), "invalid credentials (LDAP result 49)"},
+		{ldap.NewError(ldap.LDAPResultUnwillingToPerform, errors.New("unauthenticated bind")), "unwilling to perform (LDAP result 53): unauthenticated bind"},
+		{ldap.NewError(ldap.ErrorNetwork, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")), "dial tcp 127.0.0.1:1: connect: connection refused"},
+		{fmt.Errorf("plain"), "plain"},
+	}
+	for _, tc := range tests {
+		if got := ldapErrText(tc.err); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	be := &bindError{srv: ldapServer{"ldap", "h:389"}, dn: "uid=zmpostfix,cn=appaccts,cn=zimbra", err: ldap.NewError(ldap.LDAPResultInvalidCredentials, errors.New(""))}
+	if got := be.Error(); got != `ldap://h:389: bind as "uid=zmpostfix,cn=appaccts,cn=zimbra" refused: invalid credentials (LDAP result 49)` {
+		t.Errorf("bind error: %s", got)
+	}
+	if !ldap.IsErrorWithCode(be, ldap.LDAPResultInvalidCredentials) {
+		t.Error("bindError does not unwrap")
+	}
+}
+
+func TestReadPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	pw, w, err := readPasswordFile(writeFile(t, dir, "pw", "s3cret pass\n", 0o600))
+	if err != nil || pw != "s3cret pass" || w != "" {
+		t.Fatalf("%q %q %v", pw, w, err)
+	}
+	pw, w, err = readPasswordFile(writeFile(t, dir, "pw2", "x\r\n", 0o644))
+	if err != nil || pw != "x" || !strings.Contains(w, "mode 0644") {
+		t.Fatalf("%q %q %v", pw, w, err)
+	}
+	if _, _, err := readPasswordFile(writeFile(t, dir, "empty", "\n", 0o600)); err == nil {
+		t.Fatal("empty password file accepted")
+	}
+	_, _, err = New(Config{Headers: []string{"From"}, KeyTable: zimbraKT, SigningTable: zimbraST, LDAPBindDN: "cn=x", LDAPBindPassword: "a", LDAPBindPasswordFile: dir + "/pw"})
+	if err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Fatalf("password and file: %v", err)
+	}
+}

@@ -1,0 +1,397 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"vouch/internal/mtaclient"
+)
+
+// Account hijack detection ([hijack], internal/hijack) end to end: the
+// vouch binary, a private redis-server, and Postfix with SMTP AUTH.
+
+// hijackSection is a [hijack] section; every key is spelled out, as the
+// README documents them.
+func hijackSection(dir, name, action, backend, redisURL, notifySMTP string, messages int) string {
+	return fmt.Sprintf(`
+[hijack]
+enabled = true
+messages = %d
+recipients = 100
+window = "30m"
+action = %q
+exempt_file = ""
+postmaster = "postmaster@example.test"
+notify_smtp = %q
+notify_from = "vouch@localhost"
+state_file = %q
+admin_socket = %q
+backend = %q
+redis_url = %q
+redis_fail_open = true
+`, messages, action, notifySMTP, filepath.Join(dir, name+"-frozen.json"), filepath.Join(dir, name+".sock"), backend, redisURL)
+}
+
+// requireHijackWiring skips the test while `vouch serve -check` rejects the
+// [hijack] section: the daemon's config does not know it yet.
+func requireHijackWiring(t testing.TB, dir string) {
+	t.Helper()
+	path := filepath.Join(dir, "hijack-check.toml")
+	write(t, path, "[screen]\nenabled = false\n"+hijackSection(dir, "check", "tempfail", "memory", "redis://127.0.0.1:6379/0", "127.0.0.1:25", 5))
+	out, err := exec.Command(vouchBin, "serve", "-check", "-config", path).CombinedOutput()
+	if err != nil && strings.Contains(string(out), "unknown key hijack") {
+		t.Skip("waiting for [hijack] wiring")
+	}
+	if err != nil {
+		t.Fatalf("vouch serve -check rejects the [hijack] section: %v\n%s", err, out)
+	}
+}
+
+// redisServer is a private redis-server on a free loopback port, never the
+// system one.
+type redisServer struct {
+	port int
+	cmd  *exec.Cmd
+}
+
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("VOUCH_SKIP_E2E") != "" {
+			t.Skip("redis-server not installed and VOUCH_SKIP_E2E set")
+		}
+		t.Fatal("redis-server is not installed: run .ci/run (or apt-get install redis-server) or set VOUCH_SKIP_E2E=1")
+	}
+	r := &redisServer{port: freePort(t)}
+	r.cmd = exec.Command(bin, "--save", "", "--appendonly", "no", "--port", fmt.Sprint(r.port),
+		"--bind", "127.0.0.1", "--dir", t.TempDir(), "--daemonize", "no")
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+	})
+	waitPort(t, fmt.Sprintf("127.0.0.1:%d", r.port))
+	return r
+}
+
+func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+
+// mailSink is a fake SMTP server for the freeze notifications.
+type mailSink struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	msgs []string
+}
+
+func newMailSink(t testing.TB) *mailSink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &mailSink{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.session(c)
+		}
+	}()
+	return s
+}
+
+func (s *mailSink) session(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "220 sink\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+		case cmd == "DATA":
+			fmt.Fprintf(c, "354 go\r\n")
+			var b strings.Builder
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil || l == ".\r\n" {
+					break
+				}
+				b.WriteString(l)
+			}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, b.String())
+			s.mu.Unlock()
+			fmt.Fprintf(c, "250 queued\r\n")
+		case cmd == "QUIT":
+			fmt.Fprintf(c, "221 bye\r\n")
+			return
+		default:
+			fmt.Fprintf(c, "250 ok\r\n")
+		}
+	}
+}
+
+func (s *mailSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+func (s *mailSink) wait(t testing.TB, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && s.count() < n {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.msgs) < n {
+		t.Fatalf("want %d notifications, got %d", n, len(s.msgs))
+	}
+	return append([]string(nil), s.msgs...)
+}
+
+// sendAuth runs one message through a vouch instance as Postfix would for
+// an SMTP-authenticated client (macros {auth_type} and {auth_authen}).
+func sendAuth(t testing.TB, v *vouch, login, marker string, rcpts int) *mtaclient.Result {
+	t.Helper()
+	headers, body := mtaclient.Split([]byte(message("alice@example.test", marker)))
+	to := make([]string, rcpts)
+	for i := range to {
+		to[i] = fmt.Sprintf("<rcpt%d@local.test>", i)
+	}
+	r, err := mtaclient.Send(mtaclient.NewClient("tcp", v.addr()), &mtaclient.Message{
+		ClientIP: "203.0.113.9", ClientName: "dialup.example.net", HELO: "laptop",
+		From: "<alice@example.test>", Rcpts: to, AuthUser: login, Headers: headers, Body: strings.NewReader(string(body)),
+	})
+	if err != nil {
+		t.Fatalf("%s via %s: %v", marker, v.addr(), err)
+	}
+	return r
+}
+
+func refusal(r *mtaclient.Result) string {
+	if r.Accepted() {
+		return "accepted"
+	}
+	if r.Action == nil {
+		return r.Stage + ": no action"
+	}
+	return fmt.Sprintf("%s: %d %s", r.Stage, r.Action.SMTPCode, r.Action.SMTPReply)
+}
+
+// accountsCmd runs `vouch accounts ARGS -socket SOCK`.
+func accountsCmd(t testing.TB, sock string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(vouchBin, append(append([]string{"accounts"}, args...), "-socket", sock)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vouch accounts %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// TestHijackSharedLimit: two vouch instances share one Redis; a login's
+// 6th message with messages = 5 is refused whichever instance gets it.
+func TestHijackSharedLimit(t *testing.T) {
+	dir := t.TempDir()
+	requireHijackWiring(t, dir)
+	redis := startRedis(t)
+	sink := newMailSink(t)
+	const limit = 5
+	base := "authserv_id = \"mx.local.test\"\n[screen]\nenabled = false\n"
+
+	t.Run("tempfail", func(t *testing.T) {
+		a := startVouch(t, dir, base+hijackSection(dir, "ta", "tempfail", "redis", redis.url(), sink.ln.Addr().String(), limit))
+		b := startVouch(t, dir, base+hijackSection(dir, "tb", "tempfail", "redis", redis.url(), sink.ln.Addr().String(), limit))
+		for i := 0; i < limit; i++ {
+			v := []*vouch{a, b}[i%2]
+			if r := sendAuth(t, v, "Alice@example.test", fmt.Sprintf("shared-%d", i), 2); !r.Accepted() {
+				t.Fatalf("message %d: %s", i+1, refusal(r))
+			}
+		}
+		for name, v := range map[string]*vouch{"a": a, "b": b} {
+			r := sendAuth(t, v, "alice@example.test", "shared-over-"+name, 1)
+			if r.Stage != "mail" || r.Action.SMTPCode != 452 || !strings.HasPrefix(r.Action.SMTPReply, "452 4.7.1 ") {
+				t.Fatalf("instance %s, message %d: %s", name, limit+1, refusal(r))
+			}
+		}
+		// Other logins and unauthenticated mail are not affected.
+		if r := sendAuth(t, b, "bob@example.test", "bob-1", 1); !r.Accepted() {
+			t.Fatalf("bob: %s", refusal(r))
+		}
+		if r := sendAuth(t, a, "", "anon-1", 1); !r.Accepted() {
+			t.Fatalf("unauthenticated: %s", refusal(r))
+		}
+		out := accountsCmd(t, filepath.Join(dir, "ta.sock"), "list")
+		if !strings.Contains(out, "alice@example.test  5/5") || !strings.Contains(out, "10/100") || !strings.Contains(out, "203.0.113.9") {
+			t.Fatalf("vouch accounts list:\n%s", out)
+		}
+		// A release clears the shared counters.
+		accountsCmd(t, filepath.Join(dir, "tb.sock"), "release", "alice@example.test")
+		if r := sendAuth(t, a, "alice@example.test", "after-release", 1); !r.Accepted() {
+			t.Fatalf("after release: %s", refusal(r))
+		}
+	})
+
+	t.Run("freeze", func(t *testing.T) {
+		a := startVouch(t, dir, base+hijackSection(dir, "fa", "freeze", "redis", redis.url(), sink.ln.Addr().String(), limit))
+		b := startVouch(t, dir, base+hijackSection(dir, "fb", "freeze", "redis", redis.url(), sink.ln.Addr().String(), limit))
+		for i := 0; i < limit; i++ {
+			if r := sendAuth(t, []*vouch{a, b}[i%2], "mallory@example.test", fmt.Sprintf("freeze-%d", i), 1); !r.Accepted() {
+				t.Fatalf("message %d: %s", i+1, refusal(r))
+			}
+		}
+		for i := 0; i < 4; i++ {
+			r := sendAuth(t, []*vouch{a, b}[i%2], "mallory@example.test", fmt.Sprintf("frozen-%d", i), 1)
+			if r.Stage != "mail" || r.Action.SMTPCode != 550 || !strings.HasPrefix(r.Action.SMTPReply, "550 5.7.1 ") {
+				t.Fatalf("attempt %d after the limit: %s", i+1, refusal(r))
+			}
+		}
+		mails := sink.wait(t, 1)
+		time.Sleep(300 * time.Millisecond)
+		if n := sink.count(); n != 1 {
+			t.Fatalf("%d notifications for one freeze across two instances", n)
+		}
+		if !strings.Contains(mails[0], "vouch accounts release mallory@example.test") || !strings.Contains(mails[0], "203.0.113.9") {
+			t.Fatalf("notification:\n%s", mails[0])
+		}
+		out := accountsCmd(t, filepath.Join(dir, "fb.sock"), "list")
+		if !strings.Contains(out, "mallory@example.test") || !strings.Contains(out, "FROZEN") {
+			t.Fatalf("vouch accounts list:\n%s", out)
+		}
+		// Released on one instance, released on both.
+		if out := accountsCmd(t, filepath.Join(dir, "fa.sock"), "release", "mallory@example.test"); !strings.Contains(out, "released") {
+			t.Fatalf("release: %s", out)
+		}
+		for name, v := range map[string]*vouch{"a": a, "b": b} {
+			if r := sendAuth(t, v, "mallory@example.test", "released-"+name, 1); !r.Accepted() {
+				t.Fatalf("instance %s after release: %s", name, refusal(r))
+			}
+		}
+	})
+}
+
+// TestHijackBehindPostfixAuth: a real Postfix with Cyrus SASL (sasldb)
+// authenticates the client; vouch sees the login in {auth_authen} and
+// refuses the message over the limit at MAIL FROM, with its reply passed
+// through to the client.
+func TestHijackBehindPostfixAuth(t *testing.T) {
+	dir := t.TempDir()
+	requireHijackWiring(t, dir)
+	requirePostfix(t)
+	requireSASL(t)
+	v := startVouch(t, dir, "[screen]\nenabled = false\n"+hijackSection(dir, "pf", "tempfail", "memory", "redis://127.0.0.1:6379/0", "127.0.0.1:1", 2))
+	port := freePort(t)
+	pf := startPostfix(t, []listener{{port, v.milter()}}, "", nil)
+	enableSASL(t, pf, "alice", "example.test", "s3cret")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 1; i <= 2; i++ {
+		marker := fmt.Sprintf("auth-%d", i)
+		s := deliverAuth(t, addr, "alice@example.test", "s3cret", "alice@example.test", "bob@local.test", message("alice@example.test", marker))
+		if s.Stage != "" {
+			t.Fatalf("message %d: %+v\n%s", i, s, pf.log())
+		}
+		pf.waitMail(marker)
+	}
+	s := deliverAuth(t, addr, "alice@example.test", "s3cret", "alice@example.test", "bob@local.test", message("alice@example.test", "auth-3"))
+	if s.Stage != "MAIL" || s.Code != 452 || !strings.Contains(s.Reply, "4.7.1") {
+		t.Fatalf("third message: %+v", s)
+	}
+	if !strings.Contains(v.logs.String(), "login=alice@example.test") {
+		t.Fatalf("vouch did not log the SASL login:\n%s", v.logs.String())
+	}
+	// Another account, and a wrong password that never reaches vouch.
+	if s := deliverAuth(t, addr, "alice@example.test", "wrong", "alice@example.test", "bob@local.test", "x"); s.Stage != "AUTH" || s.Code != 535 {
+		t.Fatalf("wrong password: %+v", s)
+	}
+	// Unauthenticated mail from the same (trusted) client is not limited.
+	if s := deliver(t, addr, nil, "alice@example.test", "bob@local.test", message("alice@example.test", "noauth-1")); s.Stage != "" {
+		t.Fatalf("unauthenticated: %+v", s)
+	}
+}
+
+// requireSASL checks for saslpasswd2 (sasl2-bin); the PLAIN/LOGIN and
+// sasldb plugins come with libsasl2-modules and libsasl2-modules-db.
+func requireSASL(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("saslpasswd2"); err != nil {
+		if os.Getenv("VOUCH_SKIP_E2E") != "" {
+			t.Skip("saslpasswd2 not installed and VOUCH_SKIP_E2E set")
+		}
+		t.Fatal("saslpasswd2 is not installed: run .ci/run (or apt-get install sasl2-bin libsasl2-modules) or set VOUCH_SKIP_E2E=1")
+	}
+}
+
+// enableSASL turns on SMTP AUTH (Cyrus SASL, auxprop sasldb, PLAIN and
+// LOGIN) in a test Postfix with one user, login USER@REALM. Debian's
+// Postfix reads $config_directory/sasl/smtpd.conf (its patch puts that
+// first in the search path, cyrus_sasl_config_path or not); upstream
+// Postfix reads cyrus_sasl_config_path, set to the same directory. smtpd
+// reads the file when it starts, so Postfix is reloaded afterwards.
+func enableSASL(t testing.TB, pf *postfix, user, realm, password string) {
+	t.Helper()
+	dir := filepath.Join(pf.dir, "sasl")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "sasldb2")
+	write(t, filepath.Join(dir, "smtpd.conf"), fmt.Sprintf("pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: %s\n", db))
+	cmd := exec.Command("saslpasswd2", "-p", "-f", db, "-c", "-u", realm, user)
+	cmd.Stdin = strings.NewReader(password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("saslpasswd2: %v\n%s", err, out)
+	}
+	// smtpd opens the database as the postfix user (no chroot in tests).
+	os.Chmod(db, 0o644)
+	pf.set("smtpd_sasl_auth_enable", "yes", "smtpd_sasl_type", "cyrus", "smtpd_sasl_path", "smtpd", "cyrus_sasl_config_path", dir)
+}
+
+// deliverAuth is deliver with AUTH PLAIN after EHLO.
+func deliverAuth(t testing.TB, addr, login, password, from, to, msg string) session {
+	t.Helper()
+	s := dialSMTP(t, addr)
+	defer s.close()
+	if code, text := s.cmd("EHLO laptop.example.net"); code != 250 {
+		t.Fatalf("EHLO: %d %s", code, text)
+	}
+	cred := base64.StdEncoding.EncodeToString([]byte("\x00" + login + "\x00" + password))
+	if code, text := s.cmd("AUTH PLAIN " + cred); code != 235 {
+		return session{"AUTH", code, text, code != 0}
+	}
+	for _, st := range []struct{ stage, line string }{{"MAIL", "MAIL FROM:<" + from + ">"}, {"RCPT", "RCPT TO:<" + to + ">"}, {"DATA", "DATA"}} {
+		if code, text := s.cmd(st.line); code/100 != 2 && code != 354 {
+			return session{st.stage, code, text, true}
+		}
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(strings.ReplaceAll(msg, "\r\n", "\n"), "\n") {
+		if strings.HasPrefix(line, ".") {
+			line = "." + line
+		}
+		b.WriteString(line + "\r\n")
+	}
+	b.WriteString(".\r\n")
+	s.c.Write([]byte(b.String()))
+	if code, text := s.reply(); code/100 != 2 {
+		return session{"END", code, text, true}
+	}
+	return session{"", 250, "", true}
+}
