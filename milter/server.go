@@ -16,8 +16,10 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"vouch/internal/metrics"
+	"vouch/internal/verify"
 	"vouch/policy"
 	"vouch/signer"
+	"vouch/whitelist"
 )
 
 // Env is everything a session needs that comes from the configuration.
@@ -27,10 +29,19 @@ type Env struct {
 	Signer     *signer.Signer
 	Screener   *policy.Screener // nil: inbound screening off
 	Accounts   AccountGuard     // nil: no per-account sending limits
+	Verify     *Verification    // nil: inbound DKIM/SPF/DMARC verification off
 	AuthservID string           // "" means the MTA's host name (macro j)
 	MaxHeaders int              // header bytes per message; above it the message is tempfailed
 	Log        *slog.Logger
 	Metrics    *metrics.Metrics // nil: no metrics
+}
+
+// Verification is what inbound verification needs.
+type Verification struct {
+	Config    verify.Config
+	Policy    *policy.VerifyConfig
+	Mode      policy.Mode     // trial turns rejects into tempfails
+	Allowlist *whitelist.List // never enforced for these (see policy.Allowlisted)
 }
 
 // Limits are the server's fixed limits (they need a restart to change).

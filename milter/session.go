@@ -12,6 +12,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"vouch/internal/metrics"
+	"vouch/internal/verify"
 	"vouch/policy"
 	"vouch/signer"
 )
@@ -42,6 +43,7 @@ type session struct {
 	arIndexes    []int // 1-based indexes of our-id Authentication-Results headers
 	arCount      int
 	msg          *signer.Message
+	verifier     *verify.Message
 	sigReqs      []signer.Request
 	fromDom      string
 	noSign       string // why the message is not signed
@@ -142,6 +144,10 @@ func (s *session) abortSigning() {
 		s.msg.Abort()
 		s.msg = nil
 	}
+	if s.verifier != nil {
+		s.verifier.Abort()
+		s.verifier = nil
+	}
 }
 
 func (s *session) Connect(host string, family string, port uint16, addr string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -198,15 +204,25 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 		}
 	}
 	if s.screen == nil {
+		s.startVerify(from)
 		return gomilter.RespContinue, nil
 	}
 	d := s.screen.Mail(context.Background(), from, s.auth != "")
 	s.decision = &d
 	s.recordDecision(d)
-	if d.Reply == nil {
-		return gomilter.RespContinue, nil
+	if d.Reply != nil {
+		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Reason())
 	}
-	return gomilter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Reason())
+	s.startVerify(from)
+	return gomilter.RespContinue, nil
+}
+
+// startVerify starts DKIM/SPF/DMARC verification of an inbound message;
+// SPF runs in the background while the message comes in.
+func (s *session) startVerify(from string) {
+	if s.env.Verify != nil && s.internal == "" && s.auth == "" {
+		s.verifier = verify.NewMessage(s.env.Verify.Config, s.ip, s.helo, from)
+	}
 }
 
 func (s *session) RcptTo(rcptTo string, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -247,6 +263,9 @@ func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err err
 	}
 	if s.internal == "" && s.auth == "" {
 		s.skipSigning("untrusted", "untrusted client")
+		if s.verifier != nil {
+			s.verifier.Headers(s.headers)
+		}
 		return gomilter.RespContinue, nil
 	}
 	local, domain, ferr := signer.FromAddress(s.headers)
@@ -277,6 +296,9 @@ func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err err
 
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("body", &resp, &err)
+	if s.verifier != nil {
+		s.verifier.Write(chunk)
+	}
 	if s.msg != nil {
 		if _, werr := s.msg.Write(chunk); werr != nil {
 			s.fail("signing", "signing: "+werr.Error())
@@ -317,12 +339,65 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		return s.accept()
 	}
 	if s.internal == "" && s.auth == "" {
-		if err := s.addAuthResults(m); err != nil {
-			return nil, err
-		}
+		return s.inbound(qid, m)
 	}
 	s.metrics().Unsigned(s.noSignClass)
 	s.logMessage(qid, "not signed", slog.String("reason", s.noSign))
+	return s.accept()
+}
+
+// inbound ends an untrusted message: verification results, the policy's
+// decision about them, and the Authentication-Results header.
+func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, error) {
+	var results verify.Results
+	var d policy.MessageDecision
+	attrs := []slog.Attr{slog.String("not_signed", s.noSign)}
+	if s.verifier != nil {
+		results = s.verifier.Finish()
+		s.verifier = nil
+		v := s.env.Verify
+		entry, allow := policy.Allowlisted(v.Allowlist, s.ip, results)
+		d = policy.DecideMessage(v.Policy, results, allow, v.Mode)
+		attrs = append(attrs, slog.String("dkim", string(results.DKIMStatus())), slog.String("spf", string(results.SPF.Status)),
+			slog.String("dmarc", string(results.DMARC.Status)), slog.String("action", d.Action.String()))
+		if allow {
+			attrs = append(attrs, slog.String("allowlisted", entry.String()))
+		}
+		if d.Reason != "" {
+			attrs = append(attrs, slog.String("cause", d.Cause), slog.String("reason", d.Reason))
+		}
+		if d.Trial {
+			attrs = append(attrs, slog.String("would", d.Configured.String()))
+		}
+		if results.DKIMSkipped > 0 {
+			attrs = append(attrs, slog.Int("dkim_not_checked", results.DKIMSkipped))
+		}
+		mt := s.metrics()
+		for _, r := range results.DKIM {
+			mt.Verify("dkim", string(r.Status))
+		}
+		if results.SPF.Status != "" {
+			mt.Verify("spf", string(results.SPF.Status))
+		}
+		if results.DMARC.Status != "" {
+			mt.Verify("dmarc", string(results.DMARC.Status))
+		}
+	}
+	if d.Reply != nil {
+		s.logMessage(qid, "refused", append(attrs, slog.String("reply", d.Reply.String()))...)
+		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Reason())
+	}
+	if err := s.addAuthResults(m, results); err != nil {
+		return nil, err
+	}
+	result := "accepted"
+	if d.Quarantine {
+		if err := m.Quarantine(d.QuarantineReason); err != nil {
+			return nil, err
+		}
+		result = "quarantined"
+	}
+	s.logMessage(qid, result, attrs...)
 	return s.accept()
 }
 
@@ -337,7 +412,7 @@ func (s *session) accept() (*gomilter.Response, error) {
 
 // addAuthResults removes Authentication-Results headers that claim our
 // authserv-id (a sender forged them; RFC 8601 §5) and adds ours.
-func (s *session) addAuthResults(m gomilter.Modifier) error {
+func (s *session) addAuthResults(m gomilter.Modifier, results verify.Results) error {
 	if s.authID == "" {
 		return nil
 	}
@@ -347,11 +422,14 @@ func (s *session) addAuthResults(m gomilter.Modifier) error {
 			return err
 		}
 	}
-	if s.decision == nil || s.decision.IPRev == "" {
-		return nil
+	var iprev verify.IPRev
+	if s.decision != nil && s.decision.IPRev != "" {
+		iprev = verify.IPRev{Result: verify.Status(s.decision.IPRev), IP: s.ip}
 	}
-	v := fmt.Sprintf(" %s;\n\tiprev=%s policy.iprev=%s", s.authID, s.decision.IPRev, quoteIfNeeded(s.ip.String()))
-	return m.InsertHeader(1, "Authentication-Results", v)
+	if iprev.Result == "" && s.env.Verify == nil {
+		return nil // nothing was checked
+	}
+	return m.InsertHeader(1, "Authentication-Results", verify.FormatAuthResults(s.authID, iprev, results))
 }
 
 func (s *session) Abort(m gomilter.Modifier) (err error) {
@@ -465,13 +543,4 @@ func stripComments(v string) string {
 		}
 	}
 	return b.String()
-}
-
-// quoteIfNeeded quotes an RFC 8601 value that is not a token (IPv6
-// addresses contain ':').
-func quoteIfNeeded(v string) string {
-	if strings.ContainsAny(v, ":()<>@,;\\\"/[]?= ") {
-		return `"` + v + `"`
-	}
-	return v
 }

@@ -43,6 +43,7 @@ type Config struct {
 	Screen    Screen    `toml:"screen"`
 	Whitelist Whitelist `toml:"whitelist"`
 	Hijack    Hijack    `toml:"hijack"`
+	Verify    Verify    `toml:"verify"`
 
 	// Path is the file this came from ("" for the embedded defaults).
 	Path string `toml:"-"`
@@ -123,6 +124,19 @@ type Check struct {
 	NullMX    string `toml:"null_mx"`
 	Forged    string `toml:"forged"`
 	TempError string `toml:"temp_error"`
+}
+
+// Verify configures DKIM, SPF and DMARC verification of inbound mail.
+type Verify struct {
+	Enabled         bool          `toml:"enabled"`
+	DMARCReject     string        `toml:"dmarc_reject"`
+	DMARCQuarantine string        `toml:"dmarc_quarantine"`
+	SPFFail         string        `toml:"spf_fail"`
+	DKIMFail        string        `toml:"dkim_fail"`
+	TempError       string        `toml:"temp_error"`
+	MaxSignatures   int           `toml:"max_signatures"`
+	Budget          time.Duration `toml:"budget"`
+	Allowlist       string        `toml:"allowlist"`
 }
 
 // Hijack is account hijack detection: sending limits per SMTP AUTH login.

@@ -80,6 +80,15 @@ func (c *Config) Validate() error {
 	if _, perrs := c.Policy(); len(perrs) > 0 {
 		errs = append(errs, perrs...)
 	}
+	if _, verrs := c.VerifyPolicy(); len(verrs) > 0 {
+		errs = append(errs, verrs...)
+	}
+	if c.Verify.MaxSignatures < 1 {
+		add("verify.max_signatures: must be at least 1")
+	}
+	if c.Verify.Budget < 100*time.Millisecond {
+		add("verify.budget: %s is too short (write a unit, e.g. \"20s\")", c.Verify.Budget)
+	}
 	if c.Screen.Budget < 100*time.Millisecond {
 		add("screen.budget: %s is too short (write a unit, e.g. \"20s\")", c.Screen.Budget)
 	} else if c.Screen.Budget >= 30*time.Second {
@@ -153,4 +162,34 @@ func (c *Config) Policy() (*policy.Config, []error) {
 	}
 	errs = append(errs, pc.Validate()...)
 	return pc, errs
+}
+
+// VerifyPolicy converts the [verify] section into the end-of-message
+// policy's configuration.
+func (c *Config) VerifyPolicy() (*policy.VerifyConfig, []error) {
+	v := c.Verify
+	vc := &policy.VerifyConfig{Enabled: v.Enabled}
+	var errs []error
+	for _, f := range []struct {
+		key string
+		val string
+		dst *policy.MessageAction
+	}{
+		{"dmarc_reject", v.DMARCReject, &vc.DMARCReject},
+		{"dmarc_quarantine", v.DMARCQuarantine, &vc.DMARCQuarantine},
+		{"spf_fail", v.SPFFail, &vc.SPFFail},
+		{"dkim_fail", v.DKIMFail, &vc.DKIMFail},
+		{"temp_error", v.TempError, &vc.TempError},
+	} {
+		a, err := policy.ParseMessageAction(f.val)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("verify.%s: %v", f.key, err))
+			continue
+		}
+		*f.dst = a
+	}
+	if len(errs) == 0 {
+		errs = vc.Validate()
+	}
+	return vc, errs
 }

@@ -16,6 +16,7 @@ import (
 	"vouch/internal/hijack"
 	"vouch/internal/metrics"
 	"vouch/internal/resolver"
+	"vouch/internal/verify"
 	"vouch/milter"
 	"vouch/policy"
 	"vouch/signer"
@@ -111,7 +112,27 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 	if len(errs) > 0 {
 		return nil, errors.New(strings.TrimSpace(joinErrors(errs)))
 	}
+	var verification *milter.Verification
+	if cfg.Verify.Enabled {
+		vc, _ := cfg.VerifyPolicy()
+		var allow *whitelist.List
+		if cfg.Verify.Allowlist != "" {
+			l, problems, err := whitelist.Load(cfg.Verify.Allowlist)
+			if err != nil {
+				return nil, fmt.Errorf("verify.allowlist: %w", err)
+			}
+			for _, p := range problems {
+				log.Warn("verify allowlist: "+p.Reason, "file", p.File, "line", p.Line)
+			}
+			allow = l
+		}
+		verification = &milter.Verification{
+			Config: verify.Config{Resolver: res, MaxSignatures: cfg.Verify.MaxSignatures, Budget: cfg.Verify.Budget},
+			Policy: vc, Mode: policy.Mode(cfg.Screen.Mode), Allowlist: allow,
+		}
+	}
 	rt.Env = &milter.Env{
+		Verify: verification,
 		Signer: sg, Screener: rt.Screener, AuthservID: cfg.AuthservID,
 		MaxHeaders: cfg.Limits.MaxHeaderBytes, Log: log, Metrics: m,
 	}

@@ -137,7 +137,8 @@ func (c *converter) run() {
 		c.drop(s.Name, s, true, reason)
 	}
 	if !c.haveKeys && c.sign {
-		c.note("KeyTable", Setting{}, false, "no signing keys: the OpenDKIM configuration names no KeyTable/SigningTable and no Domain/Selector/KeyFile that vouch can use; add [[signing.key]] entries")
+		c.res.Notes = append(c.res.Notes, Item{Option: "KeyTable, KeyFile", Where: "none usable", pos: 1 << 30,
+			Reason: "no signing keys: nothing names a KeyTable and SigningTable or a Domain, Selector and KeyFile that vouch can use; add [[signing.key]] entries"})
 	}
 }
 

@@ -93,7 +93,7 @@ func TestDebianDefault(t *testing.T) {
 	if got := names(res.NotCarried); !slices.Equal(got, want) {
 		t.Errorf("not carried: %q, want %q", got, want)
 	}
-	if !hasItem(res.Notes, "KeyTable", "no signing keys") {
+	if !hasItem(res.Notes, "KeyTable, KeyFile", "no signing keys") {
 		t.Errorf("no note that nothing is signed: %v", res.Notes)
 	}
 }
@@ -133,7 +133,7 @@ func TestConvert(t *testing.T) {
 			name:       "Domain file that cannot be read",
 			conf:       "Domain /nonexistent/domains\nSelector s1\nKeyFile " + keyFile + "\n",
 			notCarried: []string{"Domain", "Selector", "KeyFile"},
-			notes:      []string{"KeyTable"},
+			notes:      []string{"KeyTable, KeyFile"},
 		},
 		{
 			name:       "Selector without KeyFile",

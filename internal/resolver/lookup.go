@@ -129,6 +129,11 @@ func (r *Resolver) TXT(ctx context.Context, name string) ([]string, Status, erro
 // NXDOMAIN/NODATA, IsTemporary/IsTimeout for temporary failures. It
 // returns nil for Found.
 func NetError(name string, st Status, err error) error {
+	if err != nil && !IsTemporary(err) {
+		// Not a DNS failure but a name that cannot exist (an invalid d= or
+		// SPF macro result): retrying will not help.
+		return &net.DNSError{Err: err.Error(), Name: name, IsNotFound: true}
+	}
 	if err != nil {
 		de := &net.DNSError{Err: err.Error(), Name: name, IsTemporary: true}
 		if te, ok := err.(*TempError); ok {

@@ -15,8 +15,8 @@ import (
 //		iprev=pass policy.iprev=192.0.2.1
 //
 // Results with an empty Status are left out; with none left the value is
-// " ID; none". A message without DKIM signatures gets dkim=none when
-// anything else is reported. Property values that are not RFC 2045 tokens
+// " ID; none". A message without DKIM signatures gets dkim=none when it
+// was verified (SPF or DMARC reported). Property values that are not RFC 2045 tokens
 // or plain addresses are quoted (IPv6 addresses, b= with "/" or "=",
 // local parts with specials); reasons are quoted, reduced to printable
 // ASCII without ";" or parentheses, and cut at 100 characters, so naive
@@ -26,8 +26,10 @@ import (
 // leaves trailing spaces and gets ARC wrong.
 func FormatAuthResults(authservID string, iprev IPRev, r Results) string {
 	var res []string
-	anything := r.SPF.Status != "" || r.DMARC.Status != "" || iprev.Result != ""
-	if len(r.DKIM) == 0 && anything {
+	// dkim=none only when the message was verified (SPF or DMARC ran): an
+	// iprev result alone says nothing about DKIM.
+	verified := r.SPF.Status != "" || r.DMARC.Status != ""
+	if len(r.DKIM) == 0 && verified {
 		res = append(res, "dkim=none")
 	}
 	for _, d := range r.DKIM {
