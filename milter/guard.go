@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 		// (Nagle): OpenDKIM loses ~40 ms per message that way.
 		_ = tc.SetNoDelay(true)
 	}
-	return &guardConn{Conn: c}, nil
+	return &guardConn{Conn: c, br: bufio.NewReaderSize(c, 16<<10)}, nil
 }
 
 // guardConn sits between the socket and go-milter and follows the packet
@@ -40,9 +41,12 @@ func (l guardListener) Accept() (net.Conn, error) {
 // maxPacket: go-milter v0.10.2 panics on a zero-length packet in its own
 // goroutine (no recover can catch that) and would allocate up to 512 MiB for
 // a large one. Writing, it sends a packet's 5-byte header and its data in
-// one writev instead of two small writes.
+// one writev instead of two small writes. Reads are buffered: go-milter
+// reads every packet with two reads (length, then data), and Postfix sends
+// several packets at once (macros and command, headers, body chunks).
 type guardConn struct {
 	net.Conn
+	br *bufio.Reader
 
 	// read side
 	hdr       [4]byte
@@ -60,7 +64,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	if c.bad != nil {
 		return 0, c.bad
 	}
-	n, err := c.Conn.Read(p)
+	n, err := c.br.Read(p)
 	for i := 0; i < n; {
 		if c.remaining > 0 {
 			skip := min(c.remaining, uint32(n-i))
