@@ -659,7 +659,7 @@ LogWhy			yes
 		send := func(addr string) ([]string, []string) {
 			t.Helper()
 			before := len(ld.searches())
-			r, err := sendPostfixLike(addr, &mtaclient.Message{ClientIP: "127.0.0.1", From: from, QueueID: fmt.Sprintf("LDAP%d", i),
+			r, err := sendPostfixLike(addr, &mtaclient.Message{ClientIP: "127.0.0.1", From: from, Rcpts: []string{"bob@remote.test"}, QueueID: fmt.Sprintf("LDAP%d", i),
 				Headers: headers, Body: strings.NewReader(string(body))})
 			if err != nil {
 				t.Fatalf("%s: milter %s: %v", from, addr, err)
