@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(postfix opendkim opendkim-tools python3-dkim python3-nacl ca-certificates redis-server sasl2-bin libsasl2-modules systemd)
+packages=(postfix opendkim opendkim-tools python3-dkim python3-nacl ca-certificates redis-server sasl2-bin libsasl2-modules systemd adduser)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -18,6 +18,15 @@ if ((${#missing[@]})); then
 	# No main.cf: the tests run their own Postfix instances (postfix -c DIR).
 	echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Sendmail conflicts with Postfix as a package: test/sendmail_test.go runs
+# it from these .debs, extracted privately.
+sendmail_debs=/var/cache/vouch-test/sendmail
+if ! ls "$sendmail_debs"/{sendmail-bin,sendmail-cf,m4,libwrap0}_*.deb >/dev/null 2>&1; then
+	mkdir -p "$sendmail_debs"
+	apt-get update -q
+	(cd "$sendmail_debs" && apt-get download sendmail-bin sendmail-cf m4 libwrap0)
 fi
 
 export PATH="/usr/local/go/bin:$PATH"

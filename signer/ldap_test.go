@@ -3,6 +3,7 @@ package signer
 import (
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -176,6 +177,8 @@ func TestInlineKeyDetection(t *testing.T) {
 		t.Fatal(err)
 	}
 	b64 := base64.StdEncoding.EncodeToString(der)
+	// OpenSSL 1.x opendkim-genkey (Zimbra 8.8, 9) writes PKCS#1.
+	pkcs1 := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testRSAKey(t))}))
 	path, _ := writeKey(t, dir, "k.private")
 	const secret = "SECRETSECRETSECRET"
 	tests := []struct {
@@ -189,6 +192,7 @@ func TestInlineKeyDetection(t *testing.T) {
 		{"../missing.private", true, "../missing.private"},
 		{pemKey, false, ""},
 		{"\n" + pemKey + "\n", false, ""},
+		{pkcs1, false, ""},
 		{b64, false, ""}, // base64 DER, "MII..."
 		{".missing.private", false, "inline key: neither PEM nor base64 DER"},
 		{"~/missing.private", false, "inline key"},

@@ -94,10 +94,19 @@ func (s *Signer) headerKeys(headers []Header) ([]string, []byte) {
 		}
 	}
 	for _, name := range s.cfg.Oversign {
+		if count[strings.ToLower(name)] == 0 && mtaAdded[strings.ToLower(name)] {
+			continue
+		}
 		keys = append(keys, name)
 	}
 	return keys, []byte(b.String())
 }
+
+// mtaAdded are headers an MTA adds to a message that lacks them (RFC 6409
+// §8.2, §8.3: Sendmail does it at delivery, after the milter signed).
+// Oversigning one that is absent would make that later addition break the
+// signature, so they are oversigned only when present.
+var mtaAdded = map[string]bool{"date": true, "message-id": true}
 
 // writeCRLF writes s with every bare LF turned into CRLF.
 func writeCRLF(b *strings.Builder, s string) {

@@ -49,7 +49,17 @@ func TestDebianPackage(t *testing.T) {
 	}
 
 	const version = "0.0.0~e2e1"
-	out := run(t, "../packaging/build-deb.sh", version, t.TempDir())
+	build := exec.Command("../packaging/build-deb.sh", version, t.TempDir())
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "GOFLAGS=") { // -race cannot build a static binary
+			build.Env = append(build.Env, e)
+		}
+	}
+	outb, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-deb.sh: %v\n%s", err, outb)
+	}
+	out := string(outb)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	deb := lines[len(lines)-1]
 	if got := run(t, "dpkg-deb", "-f", deb, "Package", "Version", "Depends"); !strings.Contains(got, "Package: vouch") || !strings.Contains(got, "Version: "+version) {

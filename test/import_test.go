@@ -92,7 +92,7 @@ InternalHosts		refile:DIR/opendkim/TrustedHosts
 ExternalIgnoreList	refile:DIR/opendkim/TrustedHosts
 `,
 			hosts:      "# no loopback: InternalHosts replaces OpenDKIM's default\n10.0.0.0/8\n192.168.0.0/16\n",
-			notCarried: []string{"Syslog", "UserID", "PidFile", "TrustAnchorFile", "Canonicalization", "ExternalIgnoreList", "Mode"},
+			notCarried: []string{"Syslog", "UserID", "PidFile", "TrustAnchorFile", "Canonicalization", "ExternalIgnoreList"},
 			messages: []sample{
 				{"alice@corp.test", "10.1.2.3", []string{"d=corp.test s=zimbra"}},
 				{"bob@sales.corp.test", "192.168.7.7", []string{"d=corp.test s=zimbra"}},
@@ -152,14 +152,16 @@ s2026._domainkey.shop.test  shop.test:s2026:%[1]s/keys/shop.test/s2026.private
 				}
 			}
 
-			// The one change an admin makes for this test: a free port.
+			// The changes for this test: a free port, and the test DNS
+			// (vouch verifies untrusted mail) instead of resolv.conf.
 			port := freePort(t)
 			listen := regexp.MustCompile(`(?m)^listen = .*$`)
-			if !listen.Match(stdout.Bytes()) {
-				t.Fatalf("no listen line:\n%s", stdout.String())
+			if !listen.Match(stdout.Bytes()) || bytes.Contains(stdout.Bytes(), []byte("\n[dns]")) {
+				t.Fatalf("no listen line, or a [dns] table:\n%s", stdout.String())
 			}
 			path := filepath.Join(dir, "vouch.toml")
-			write(t, path, listen.ReplaceAllString(stdout.String(), fmt.Sprintf(`listen = "inet:%d@127.0.0.1"`, port)))
+			write(t, path, listen.ReplaceAllString(stdout.String(), fmt.Sprintf(`listen = "inet:%d@127.0.0.1"`, port))+
+				fmt.Sprintf("\n[dns]\nservers = [%q]\ntimeout = \"2s\"\n", z.Addr))
 			if out, err := exec.Command(vouchBin, "serve", "-check", "-config", path).CombinedOutput(); err != nil {
 				t.Fatalf("vouch serve -check: %v\n%s", err, out)
 			}

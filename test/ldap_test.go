@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -753,7 +754,8 @@ func TestLDAPQueriesPer1000(t *testing.T) {
 // slapd: go test ./test -run '^$' -bench LDAPConnection
 func BenchmarkLDAPConnection(b *testing.B) {
 	f := newLDAPFixture(b)
-	ld := f.slapd(b, "ldap", nil)
+	tlsFiles := makeLDAPCerts(b, filepath.Join(f.dir, "tls"))
+	ld := f.slapd(b, "ldap", tlsFiles)
 	req := func() *ldap.SearchRequest {
 		return ldap.NewSearchRequest("", ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 5, false,
 			"(DKIMIdentity=one.test)", []string{"DKIMSelector"}, nil)
@@ -792,6 +794,29 @@ func BenchmarkLDAPConnection(b *testing.B) {
 	b.Run("per-query", func(b *testing.B) {
 		for b.Loop() {
 			c := dial(b)
+			if _, err := c.Search(req()); err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	})
+	b.Run("per-query-starttls", func(b *testing.B) {
+		roots := x509.NewCertPool()
+		caPEM, err := os.ReadFile(tlsFiles.ca)
+		if err != nil || !roots.AppendCertsFromPEM(caPEM) {
+			b.Fatal("CA", err)
+		}
+		for b.Loop() {
+			c, err := ldap.DialURL(ld.url())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := c.StartTLS(&tls.Config{ServerName: "127.0.0.1", RootCAs: roots}); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Bind(zmpostfixDN, zmpostfixPW); err != nil {
+				b.Fatal(err)
+			}
 			if _, err := c.Search(req()); err != nil {
 				b.Fatal(err)
 			}

@@ -58,12 +58,13 @@ type converter struct {
 	handled map[string]bool // lower-case option names taken care of
 	pos     map[string]int
 
-	sign     bool // Mode contains s
-	top      []tomlLine
-	dns      []tomlLine
-	signing  []tomlLine
-	keys     [][]tomlLine
-	haveKeys bool
+	sign      bool // Mode contains s
+	verifyOff bool // Mode lacks v
+	top       []tomlLine
+	dns       []tomlLine
+	signing   []tomlLine
+	keys      [][]tomlLine
+	haveKeys  bool
 }
 
 type tomlLine struct {
@@ -143,7 +144,8 @@ func (c *converter) run() {
 }
 
 // mode: OpenDKIM signs when Mode contains s and verifies when it contains
-// v; the default is sv. vouch only signs.
+// v; the default is sv. vouch verifies inbound mail by default
+// ([verify]), so a Mode without v turns that off.
 func (c *converter) mode() {
 	s, set := c.get("Mode")
 	mode := "sv"
@@ -154,10 +156,10 @@ func (c *converter) mode() {
 		c.drop("Mode", s, set, fmt.Sprintf("%q has letters other than s and v: OpenDKIM refuses to start", mode))
 	}
 	if strings.Contains(mode, "v") {
-		c.drop("Mode", s, set, "verifying (the v in "+mode+"): the import carries over signing only; set up verifying separately if you rely on OpenDKIM's dkim= Authentication-Results")
-	}
-	if set && mode == "s" {
-		c.note("Mode", s, true, "signing only, which is all vouch does")
+		c.note("Mode", s, set, "verifying (the v in "+mode+"): vouch verifies untrusted inbound mail too ([verify], on by default: one Authentication-Results field with dkim=, spf=, dmarc=; every action accept); OpenDKIM's verification settings are not converted")
+	} else {
+		c.verifyOff = true
+		c.note("Mode", s, set, "no v: OpenDKIM did not verify, so vouch's verification is turned off ([verify] enabled = false)")
 	}
 	if !strings.Contains(mode, "s") {
 		c.sign = false

@@ -89,7 +89,10 @@ func TestDebianDefault(t *testing.T) {
 	if cfg.Screen.Enabled {
 		t.Error("screening on: OpenDKIM does not screen")
 	}
-	want := []string{"Syslog", "SyslogSuccess", "Canonicalization", "UserID", "PidFile", "TrustAnchorFile", "Mode"}
+	if !cfg.Verify.Enabled {
+		t.Error("verification off, but Debian's OpenDKIM verifies (Mode sv)")
+	}
+	want := []string{"Syslog", "SyslogSuccess", "Canonicalization", "UserID", "PidFile", "TrustAnchorFile"}
 	if got := names(res.NotCarried); !slices.Equal(got, want) {
 		t.Errorf("not carried: %q, want %q", got, want)
 	}
@@ -113,6 +116,9 @@ func TestConvert(t *testing.T) {
 			name: "Domain list, Selector, KeyFile: a key per domain",
 			conf: "Domain example.com, Example.NET\nSelector mail\nKeyFile " + keyFile + "\nMode s\nCanonicalization relaxed/relaxed\n",
 			check: func(t *testing.T, cfg *config.Config) {
+				if cfg.Verify.Enabled {
+					t.Error("Mode s, but vouch verifies")
+				}
 				want := []config.Key{{Domain: "example.com", Selector: "mail", PrivateKey: cfg.Signing.Keys[0].PrivateKey}, {Domain: "example.net", Selector: "mail", PrivateKey: cfg.Signing.Keys[0].PrivateKey}}
 				if !slices.Equal(cfg.Signing.Keys, want) || !strings.HasSuffix(cfg.Signing.Keys[0].PrivateKey, "/mail.private") {
 					t.Errorf("keys = %+v", cfg.Signing.Keys)

@@ -112,7 +112,7 @@ func init() {
 
 // Reasons shared by several options.
 const (
-	whyVerify   = "verification setting: the import carries over signing only"
+	whyVerify   = "verification setting: not converted; vouch verifies with its own settings ([verify])"
 	whySyslog   = "vouch logs to stderr, which systemd sends to the journal"
 	whyRestart  = "systemd restarts vouch (Restart=on-failure in the unit)"
 	whyLDAP     = "LDAP is not supported yet (a later vouch release reads keys from LDAP)"
@@ -148,8 +148,8 @@ var notCarried = map[string]string{
 	"Diagnostics":                  "vouch adds no z= tag",
 	"DiagnosticDirectory":          whyVerify,
 	"DisableCryptoInit":            "no OpenSSL in vouch",
-	"DNSConnect":                   "DNS for verifying: the import carries over signing only",
-	"DNSTimeout":                   "DNS for verifying: the import carries over signing only (vouch's own lookups: [dns] timeout)",
+	"DNSConnect":                   "DNS for verifying: not converted (vouch's lookups: [dns])",
+	"DNSTimeout":                   "DNS for verifying: not converted (vouch's lookups: [dns] timeout)",
 	"DomainKeysCompat":             whyVerify,
 	"DontSignMailTo":               "vouch has no per-recipient exemption from signing",
 	"EnableCoredumps":              "systemd decides (LimitCORE= in the unit)",
@@ -205,7 +205,7 @@ var notCarried = map[string]string{
 	"PidFile":                      "systemd tracks the process; vouch writes no pid file",
 	"POPDBFile":                    "POP-before-SMTP is not supported: use SMTP AUTH or internal_hosts",
 	"Quarantine":                   whyVerify,
-	"QueryCache":                   "DNS for verifying: the import carries over signing only",
+	"QueryCache":                   "DNS for verifying: not converted (vouch's lookups: [dns])",
 	"RateLimits":                   whyRate,
 	"RedirectFailuresTo":           whyVerify,
 	"RemoveARAll":                  "vouch removes only Authentication-Results fields that claim its own authserv_id",
@@ -233,8 +233,8 @@ var notCarried = map[string]string{
 	"RequiredHeaders":              "vouch does not reject mail: a message without exactly one From is passed unsigned",
 	"ResignAll":                    "re-signing relayed mail is not supported",
 	"ResignMailTo":                 "re-signing relayed mail is not supported",
-	"ResolverConfiguration":        "DNS for verifying (libunbound): the import carries over signing only",
-	"ResolverTracing":              "DNS for verifying: the import carries over signing only",
+	"ResolverConfiguration":        "libunbound configuration: vouch's lookups are set in [dns]",
+	"ResolverTracing":              "DNS for verifying: not converted (vouch's lookups: [dns])",
 	"ScreenPolicyScript":           whyLua,
 	"SelectCanonicalizationHeader": "vouch always signs relaxed/relaxed",
 	"SenderHeaders":                whyNoSender,
@@ -257,7 +257,7 @@ var notCarried = map[string]string{
 	"TemporaryDirectory":           whyTempFile,
 	"TestDNSData":                  "test-only DNS data is not supported",
 	"TestPublicKeys":               whyVerify,
-	"TrustAnchorFile":              "DNSSEC for verifying: the import carries over signing only",
+	"TrustAnchorFile":              "DNSSEC for verifying: not converted; vouch's verification has no trust anchor setting",
 	"TrustSignaturesFrom":          whyVerify,
 	"UnprotectedKey":               whyVerify,
 	"UserID":                       "the systemd unit runs vouch as User=vouch and Group=vouch",

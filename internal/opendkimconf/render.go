@@ -55,6 +55,10 @@ func (c *converter) render() []byte {
 		writeLines(&b, k, prefix)
 		b.WriteString("\n")
 	}
+	if c.verifyOff {
+		b.WriteString("[verify]\n")
+		b.WriteString("enabled = false  # Mode: OpenDKIM did not verify\n\n")
+	}
 	b.WriteString("[screen]\n")
 	b.WriteString("# OpenDKIM does not screen inbound clients, so vouch's PTR/HELO/MAIL\n")
 	b.WriteString("# screen stays off. Read README \"Screening\" before turning it on\n")
