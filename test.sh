@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(postfix opendkim opendkim-tools python3-dkim python3-nacl ca-certificates redis-server sasl2-bin libsasl2-modules systemd adduser)
+packages=(postfix opendkim opendkim-tools python3-dkim python3-nacl ca-certificates redis-server sasl2-bin libsasl2-modules systemd adduser slapd ldap-utils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -17,6 +17,8 @@ if ((${#missing[@]})); then
 	apt-get update -q
 	# No main.cf: the tests run their own Postfix instances (postfix -c DIR).
 	echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+	# No slapd database either: the LDAP tests run their own slapd.
+	echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

@@ -203,7 +203,7 @@ func (c *ldapClient) closeIdle() {
 		c.timer.Reset(rest)
 		return
 	}
-	go c.conn.Close()
+	go quit(c.conn)
 	c.conn = nil
 }
 
@@ -215,8 +215,16 @@ func (c *ldapClient) close() {
 		c.timer.Stop()
 	}
 	if c.conn != nil {
-		c.conn.Close()
+		quit(c.conn)
 		c.conn = nil
+	}
+}
+
+// quit ends a connection that works with an unbind, as OpenDKIM's
+// ldap_unbind_ext does.
+func quit(conn *ldap.Conn) {
+	if err := conn.Unbind(); err != nil {
+		conn.Close()
 	}
 }
 

@@ -654,3 +654,42 @@ func TestReadPasswordFile(t *testing.T) {
 		t.Fatalf("password and file: %v", err)
 	}
 }
+
+// TestLDAPMixedTables: a SigningTable file with the KeyTable in LDAP, and
+// an LDAP SigningTable with a KeyTable file (names are checked per
+// message then, as OpenDKIM does).
+func TestLDAPMixedTables(t *testing.T) {
+	k, sel := zimbraEntry(t, "one.test", "S1")
+	keys := newFake(map[string][]string{sel: k})
+	s, _ := ldapSigner(t, zimbraST, newFake(nil), keys, time.Minute, false)
+	s.ldap.sign, s.ldap.signC = nil, nil
+	var err error
+	if s.table, err = parseSigningTable("csl:one.test=S1,two.test=MISSING", nil); err != nil {
+		t.Fatal(err)
+	}
+	if reqs, err := s.Lookup("a", "one.test"); err != nil || !slices.Equal(dsis(reqs), []dsi{{"one.test", "S1", ""}}) {
+		t.Fatalf("file signing table, LDAP key table: %v %v", reqs, err)
+	}
+	if _, err := s.Lookup("a", "two.test"); err == nil || !strings.Contains(err.Error(), `names key "MISSING", which is not in the LDAP key table`) {
+		t.Fatalf("unknown key: %v", err)
+	}
+
+	dir := t.TempDir()
+	path, _ := writeKey(t, dir, "f.private")
+	sign := newFake(map[string][]string{"one.test": {"filekey"}, "two.test": {"nokey"}})
+	s, _ = ldapSigner(t, zimbraST, sign, newFake(nil), time.Minute, false)
+	s.ldap.keys, s.ldap.keysC = nil, nil
+	if s.rows, err = parseKeyTable("csl:filekey=one.test:fsel:" + path); err != nil {
+		t.Fatal(err)
+	}
+	s.keys["filekey"], _, err = loadRow(s.rows["filekey"], "one.test", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reqs, err := s.Lookup("a", "one.test"); err != nil || !slices.Equal(dsis(reqs), []dsi{{"one.test", "fsel", ""}}) {
+		t.Fatalf("LDAP signing table, key table file: %v %v", reqs, err)
+	}
+	if _, err := s.Lookup("a", "two.test"); err == nil || !strings.Contains(err.Error(), `LDAP signing table entry for "two.test": key "nokey" is not in the key table`) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}

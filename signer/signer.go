@@ -6,7 +6,9 @@ package signer
 import (
 	"crypto"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -165,6 +167,27 @@ func New(cfg Config) (*Signer, []string, error) {
 		warnings = append(warnings, "no signing keys configured: nothing will be signed (add [[signing.key]] or key_table/signing_table)")
 	}
 	return s, warnings, nil
+}
+
+// Keys returns every key loaded at start: [[signing.key]] entries in
+// config order, then KeyTable rows with a fixed key by name (Domain "%"
+// for rows that sign for the From domain). Rows whose key path contains
+// "%" and keys in LDAP are not listed: they are loaded per message.
+func (s *Signer) Keys() []*Key {
+	var out []*Key
+	for _, ik := range s.cfg.Keys {
+		d := strings.ToLower(strings.TrimSuffix(ik.Domain, "."))
+		for _, k := range s.inline[d] {
+			if k.Selector == ik.Selector && !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	names := slices.Sorted(maps.Keys(s.keys))
+	for _, n := range names {
+		out = append(out, s.keys[n])
+	}
+	return out
 }
 
 // HasKeys reports whether anything can ever be signed.

@@ -134,49 +134,21 @@ type localKey struct {
 	Source           string // where it is configured
 }
 
-// keyLister is the signer's list of loaded keys. *signer.Signer does not
-// have it yet; until it does, configKeys reads the [[signing.key]]
-// entries itself and cannot see KeyTable keys.
-type keyLister interface {
-	Keys() []*signer.Key
-}
-
-// configKeys returns every key of the configuration: through the signer
-// (KeyTable rows and [[signing.key]]) when it can list them, else the
-// [[signing.key]] entries.
+// configKeys returns every key of the configuration the signer loads at
+// start (KeyTable rows with a fixed key and [[signing.key]] entries).
 func configKeys(cfg *config.Config) ([]localKey, []string, error) {
-	s := cfg.Signing
-	inline := make([]signer.InlineKey, len(s.Keys))
-	for i, k := range s.Keys {
-		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey}
-	}
-	sg, _, err := signer.New(signer.Config{
-		InternalHosts: s.InternalHosts, InternalHostsFile: s.InternalHostsFile,
-		KeyTable: s.KeyTable, SigningTable: s.SigningTable,
-		MultipleSignatures: s.MultipleSignatures, RequireSafeKeys: s.RequireSafeKeys,
-		Headers: s.Headers, Oversign: s.Oversign, SignatureTTL: s.SignatureTTL,
-		Keys: inline,
-	})
+	sg, _, err := signer.New(daemon.SignerConfig(cfg))
 	if err != nil {
 		return nil, nil, err
 	}
+	defer sg.Close()
 	var out []localKey
-	if kl, ok := any(sg).(keyLister); ok {
-		for _, k := range kl.Keys() {
-			out = append(out, localKey{Domain: k.Domain, Selector: k.Selector, Signer: k.Signer, Source: k.Source})
-		}
-		return out, nil, nil
+	for _, k := range sg.Keys() {
+		out = append(out, localKey{Domain: k.Domain, Selector: k.Selector, Signer: k.Signer, Source: k.Source})
 	}
 	var notes []string
-	if s.KeyTable != "" {
-		notes = append(notes, "key_table keys are not listed (this build cannot enumerate them); [[signing.key]] entries only")
-	}
-	for i, k := range s.Keys {
-		key, _, err := signer.LoadKeyFile(k.PrivateKey, s.RequireSafeKeys)
-		if err != nil {
-			return nil, notes, fmt.Errorf("signing.key[%d]: %w", i, err)
-		}
-		out = append(out, localKey{Domain: strings.ToLower(strings.TrimSuffix(k.Domain, ".")), Selector: k.Selector, Signer: key, Source: fmt.Sprintf("signing.key[%d]", i)})
+	if strings.Contains(cfg.Signing.KeyTable, "%") || strings.HasPrefix(cfg.Signing.KeyTable, "ldap") {
+		notes = append(notes, "keys loaded per message (a % in the key path, or keys in LDAP) are not listed")
 	}
 	return out, notes, nil
 }

@@ -57,24 +57,14 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 	}
 	rt := &Runtime{Config: cfg, stop: make(chan struct{})}
 
-	s := cfg.Signing
-	inline := make([]signer.InlineKey, len(s.Keys))
-	for i, k := range s.Keys {
-		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey}
-	}
-	sg, warnings, err := signer.New(signer.Config{
-		InternalHosts: s.InternalHosts, InternalHostsFile: s.InternalHostsFile,
-		KeyTable: s.KeyTable, SigningTable: s.SigningTable,
-		MultipleSignatures: s.MultipleSignatures, RequireSafeKeys: s.RequireSafeKeys,
-		Headers: s.Headers, Oversign: s.Oversign, SignatureTTL: s.SignatureTTL,
-		LDAPBindDN: s.LDAPBindDN, LDAPBindPassword: s.LDAPBindPassword, LDAPBindPasswordFile: s.LDAPBindPasswordFile,
-		LDAPUseTLS: s.LDAPUseTLS, LDAPTLSCAFile: s.LDAPTLSCAFile, LDAPTimeout: s.LDAPTimeout, LDAPCacheTTL: s.LDAPCacheTTL,
-		Keys: inline,
-	})
+	sg, warnings, err := signer.New(SignerConfig(cfg))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("signing: %w", err))
 	}
 	rt.Signer = sg
+	if sg != nil {
+		m.SetLDAPQueries(sg.LDAPQueries)
+	}
 	rt.Warnings = append(rt.Warnings, warnings...)
 
 	res, err := resolver.New(resolver.Config{
@@ -162,9 +152,11 @@ func (rt *Runtime) start() {
 	}
 }
 
-// close stops the background work.
+// close stops the background work and the signer's LDAP connection
+// (sessions still running on this runtime reconnect if they need to).
 func (rt *Runtime) close() {
 	close(rt.stop)
+	rt.Signer.Close()
 	if rt.cancel != nil {
 		rt.cancel()
 	}
@@ -197,5 +189,23 @@ func HijackConfig(cfg *config.Config) hijack.Config {
 		NotifySMTP: h.NotifySMTP, NotifyFrom: h.NotifyFrom, StateFile: h.StateFile,
 		AdminSocket: h.AdminSocket, Backend: h.Backend, RedisURL: h.RedisURL,
 		RedisFailOpen: h.RedisFailOpen, Trial: h.Trial,
+	}
+}
+
+// SignerConfig is the [signing] section for the signer package.
+func SignerConfig(cfg *config.Config) signer.Config {
+	s := cfg.Signing
+	inline := make([]signer.InlineKey, len(s.Keys))
+	for i, k := range s.Keys {
+		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey}
+	}
+	return signer.Config{
+		InternalHosts: s.InternalHosts, InternalHostsFile: s.InternalHostsFile,
+		KeyTable: s.KeyTable, SigningTable: s.SigningTable,
+		MultipleSignatures: s.MultipleSignatures, RequireSafeKeys: s.RequireSafeKeys,
+		Headers: s.Headers, Oversign: s.Oversign, SignatureTTL: s.SignatureTTL,
+		LDAPBindDN: s.LDAPBindDN, LDAPBindPassword: s.LDAPBindPassword, LDAPBindPasswordFile: s.LDAPBindPasswordFile,
+		LDAPUseTLS: s.LDAPUseTLS, LDAPTLSCAFile: s.LDAPTLSCAFile, LDAPTimeout: s.LDAPTimeout, LDAPCacheTTL: s.LDAPCacheTTL,
+		Keys: inline,
 	}
 }

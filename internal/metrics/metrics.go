@@ -30,6 +30,7 @@ type Metrics struct {
 	sessions    prometheus.Gauge
 	reloads     *prometheus.CounterVec // result
 	accountFn   atomic.Pointer[func() map[string]uint64]
+	ldapFn      atomic.Pointer[func() uint64]
 	panics      prometheus.Counter
 	sessionsCap prometheus.Counter
 }
@@ -76,7 +77,21 @@ func New(version string) *Metrics {
 		m.reloads.WithLabelValues(r)
 	}
 	reg.MustRegister(accountCollector{m})
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vouch_ldap_queries_total",
+		Help: "LDAP searches for key and signing tables (since the last reload)."}, func() float64 {
+		if fn := m.ldapFn.Load(); fn != nil {
+			return float64((*fn)())
+		}
+		return 0
+	}))
 	return m
+}
+
+// SetLDAPQueries makes vouch_ldap_queries_total read fn (the signer in use).
+func (m *Metrics) SetLDAPQueries(fn func() uint64) {
+	if m != nil {
+		m.ldapFn.Store(&fn)
+	}
 }
 
 // SetAccountStats makes vouch_account_events_total read the hijack

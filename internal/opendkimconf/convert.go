@@ -278,12 +278,15 @@ func (c *converter) internalHosts() {
 func (c *converter) tables() {
 	kt, ktSet := c.get("KeyTable")
 	st, stSet := c.get("SigningTable")
+	// LDAP data sets are read by vouch as they are; the LDAP options go along.
+	ktLDAP, stLDAP := ktSet && parseDataset(kt.Value).kind == "ldap", stSet && parseDataset(st.Value).kind == "ldap"
+	defer func() { c.ldapOptions(ktLDAP || stLDAP) }()
 	if !ktSet && !stSet {
 		return
 	}
 	var problems []string
 	ktValue := kt.Value
-	if ktSet {
+	if ktSet && !ktLDAP {
 		ds := parseDataset(kt.Value)
 		if ds.kind == "refile" {
 			if spec, err := ds.refileAsFile(); err != nil {
@@ -298,7 +301,7 @@ func (c *converter) tables() {
 			problems = append(problems, "KeyTable")
 		}
 	}
-	if stSet {
+	if stSet && !stLDAP {
 		ds := parseDataset(st.Value)
 		if why := ds.unsupported(); why != "" && ds.kind != "refile" {
 			c.drop("SigningTable", st, true, why)

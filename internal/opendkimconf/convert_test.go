@@ -233,16 +233,27 @@ func TestConvert(t *testing.T) {
 			notes: []string{"OverSignHeaders"},
 		},
 		{
-			name: "keys in LDAP (Zimbra) are not supported yet",
-			conf: "KeyTable ldap://ldap.example:389/ou=dkim?DKIMKey?sub?(DKIMSelector=$d)\n" +
-				"SigningTable ldap://ldap.example:389/ou=dkim?DKIMIdentity?sub?(DKIMIdentity=$d)\n" +
-				"LDAPBindUser uid=zmpostfix,cn=appaccts,cn=zimbra\nLDAPBindPassword secret\nLDAPUseTLS no\n",
+			name: "keys in LDAP (Zimbra): tables and bind options carried over",
+			conf: "KeyTable ldap://ldap1.example:389/?DKIMDomain,DKIMSelector,DKIMKey,?sub?(DKIMSelector=$d) ldap://ldap2.example:389/?DKIMDomain,DKIMSelector,DKIMKey,?sub?(DKIMSelector=$d)\n" +
+				"SigningTable ldap://ldap1.example:389/?DKIMSelector?sub?(DKIMIdentity=$d) ldap://ldap2.example:389/?DKIMSelector?sub?(DKIMIdentity=$d)\n" +
+				"LDAPBindUser uid=zmpostfix,cn=appaccts,cn=zimbra\nLDAPBindPassword secret\nLDAPUseTLS 1\nLDAPTimeout 30\n" +
+				"LDAPKeepaliveIdle 240\nLDAPKeepaliveProbes 10\nLDAPKeepaliveInterval 30\nLDAPAuthMechanism DIGEST-MD5\n",
 			check: func(t *testing.T, cfg *config.Config) {
-				if cfg.Signing.KeyTable != "" || cfg.Signing.SigningTable != "" {
-					t.Errorf("tables carried: %+v", cfg.Signing)
+				sg := cfg.Signing
+				if !strings.HasPrefix(sg.KeyTable, "ldap://ldap1.example:389/?DKIMDomain") || !strings.Contains(sg.SigningTable, " ldap://ldap2.example:389/?DKIMSelector") {
+					t.Errorf("tables: %q, %q", sg.KeyTable, sg.SigningTable)
+				}
+				if sg.LDAPBindDN != "uid=zmpostfix,cn=appaccts,cn=zimbra" || sg.LDAPBindPassword != "secret" || !sg.LDAPUseTLS || sg.LDAPTimeout != 30*time.Second {
+					t.Errorf("LDAP options: %+v", sg)
 				}
 			},
-			notCarried: []string{"KeyTable", "SigningTable", "LDAPBindUser", "LDAPBindPassword", "LDAPUseTLS"},
+			notCarried: []string{"LDAPAuthMechanism", "LDAPKeepaliveIdle", "LDAPKeepaliveProbes", "LDAPKeepaliveInterval"},
+			notes:      []string{"LDAPBindPassword", "LDAPUseTLS", "LDAPTimeout"},
+		},
+		{
+			name:       "LDAP options without an LDAP table",
+			conf:       "Domain example.com\nSelector s\nKeyFile " + keyFile + "\nLDAPBindUser cn=x\nLDAPUseTLS no\n",
+			notCarried: []string{"LDAPBindUser", "LDAPUseTLS"},
 		},
 		{
 			name: "Mode v: the keys are written commented out",
