@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/resolver"
 )
 
@@ -66,7 +67,7 @@ func checkHELO(ctx context.Context, res *resolver.Resolver, ip netip.Addr, helo 
 		return r
 	}
 	name := strings.TrimSuffix(strings.ToLower(helo), ".")
-	if !validFQDN(name) {
+	if !mailtext.ValidDomain(name) {
 		r.note("HELO %q is not a fully qualified domain name", helo)
 		r.Outcomes = []Outcome{Invalid}
 		return r
@@ -90,7 +91,7 @@ func checkSender(ctx context.Context, res *resolver.Resolver, ip netip.Addr, sen
 		r.note("sender domain %s is an address literal", domain)
 		return r
 	}
-	if !validFQDN(domain) {
+	if !mailtext.ValidDomain(domain) {
 		r.note("sender domain %q is not a valid domain name", domain)
 		r.Outcomes = []Outcome{NotFound}
 		return r
@@ -263,31 +264,4 @@ func addressLiteral(s string) (netip.Addr, bool) {
 	}
 	a, err := netip.ParseAddr(inner)
 	return a, err == nil && a.Is4()
-}
-
-// validFQDN: at least two labels of letters, digits and inner hyphens (63
-// octets at most each, 253 in all), and a top-level label that is not all
-// digits (so a bare IP address is not a host name). Underscores are
-// accepted: real HELO names carry them and resolvers serve them.
-func validFQDN(name string) bool {
-	if len(name) == 0 || len(name) > 253 {
-		return false
-	}
-	labels := strings.Split(name, ".")
-	if len(labels) < 2 {
-		return false
-	}
-	for _, l := range labels {
-		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	tld := labels[len(labels)-1]
-	return strings.Trim(tld, "0123456789") != ""
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/verify"
 )
 
@@ -210,11 +211,11 @@ func DecideMessage(cfg *VerifyConfig, r verify.Results, allowlisted bool, mode M
 	d.Configured, d.Action = best.action, best.action
 	reply := best.reply
 	// The domain comes from the sender: printable ASCII only.
-	reply.Text = printable(strings.ReplaceAll(reply.Text, "%domain%", best.domain))
+	reply.Text = mailtext.Printable(strings.ReplaceAll(reply.Text, "%domain%", best.domain))
 	switch best.action {
 	case MsgQuarantine:
 		d.Quarantine = true
-		d.QuarantineReason = printable(best.reason)
+		d.QuarantineReason = mailtext.Printable(best.reason)
 	case MsgTempfail:
 		if best.cause != "temperror" {
 			reply.Code = 450 // same enhanced code, 4.x.x

@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"vouch/internal/mailtext"
 )
 
 // Reply is an SMTP reply. Enhanced holds the subject and detail of the
@@ -48,25 +50,12 @@ func expand(text string, check Check, in Input) string {
 	}
 	r := strings.NewReplacer(
 		"%ip%", in.IP.String(),
-		"%helo%", printable(in.HELO),
-		"%sender%", printable(in.Sender),
-		"%domain%", printable(domain),
+		"%helo%", mailtext.Printable(in.HELO),
+		"%sender%", mailtext.Printable(in.Sender),
+		"%domain%", mailtext.Printable(domain),
 		"%check%", checkNames[check],
 	)
-	return printable(r.Replace(text))
+	return mailtext.Printable(r.Replace(text))
 }
 
 var checkNames = map[Check]string{PTR: "reverse DNS", HELO: "HELO name", Mail: "sender domain"}
-
-func printable(s string) string {
-	const max = 200
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < max; i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e {
-			c = '?'
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"vouch/internal/mailtext"
 )
 
 // Header is one header field as the MTA handed it over: the name, and the
@@ -21,7 +23,7 @@ type Header struct {
 // does not grow with the body: it is canonicalized and hashed as it comes.
 type Message struct {
 	sigs []*dkim.Signer
-	crlf crlfWriter
+	crlf mailtext.CRLF
 	err  error
 }
 
@@ -54,7 +56,6 @@ func (s *Signer) NewMessage(reqs []Request, headers []Header) (*Message, error) 
 			return nil, err
 		}
 	}
-	m.crlf.w = m.writeAll
 	return m, nil
 }
 
@@ -123,7 +124,7 @@ func (m *Message) Write(p []byte) (int, error) {
 	if m.err != nil {
 		return 0, m.err
 	}
-	if err := m.crlf.write(p); err != nil {
+	if err := m.writeAll(m.crlf.Fix(p)); err != nil {
 		m.err = err
 		return 0, err
 	}
@@ -169,43 +170,4 @@ func (m *Message) Abort() {
 		s.Close()
 	}
 	m.sigs = nil
-}
-
-// crlfWriter turns bare LF line ends into CRLF across chunk boundaries.
-// Postfix already sends CRLF; other MTAs or local tools may not, and the
-// signature must cover what the receiver will see after SMTP (CRLF).
-type crlfWriter struct {
-	w      func([]byte) error
-	lastCR bool
-	buf    []byte
-}
-
-func (c *crlfWriter) write(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	bare := false
-	prev := c.lastCR
-	for _, b := range p {
-		if b == '\n' && !prev {
-			bare = true
-			break
-		}
-		prev = b == '\r'
-	}
-	if !bare {
-		c.lastCR = p[len(p)-1] == '\r'
-		return c.w(p)
-	}
-	c.buf = c.buf[:0]
-	prev = c.lastCR
-	for _, b := range p {
-		if b == '\n' && !prev {
-			c.buf = append(c.buf, '\r')
-		}
-		c.buf = append(c.buf, b)
-		prev = b == '\r'
-	}
-	c.lastCR = prev
-	return c.w(c.buf)
 }

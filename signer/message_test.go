@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/mtaclient"
 )
 
@@ -101,11 +102,9 @@ func refCRLF(b []byte) []byte { return mtaclient.ToCRLF(b) }
 func TestCRLFWriterChunks(t *testing.T) {
 	feed := func(chunks [][]byte) []byte {
 		var out bytes.Buffer
-		c := crlfWriter{w: func(p []byte) error { out.Write(p); return nil }}
+		var c mailtext.CRLF
 		for _, ch := range chunks {
-			if err := c.write(ch); err != nil {
-				t.Fatal(err)
-			}
+			out.Write(c.Fix(ch))
 		}
 		return out.Bytes()
 	}

@@ -41,6 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"vouch/internal/mailtext"
 	"vouch/policy"
 	"vouch/whitelist"
 )
@@ -537,25 +538,9 @@ func recipientSample(rcpts []string) []string {
 	n := min(len(rcpts), sampleSize)
 	out := make([]string, 0, n)
 	for _, r := range rcpts[:n] {
-		out = append(out, printable(strings.Trim(r, "<>")))
+		out = append(out, mailtext.Printable(strings.Trim(r, "<>")))
 	}
 	return out
-}
-
-// printable reduces a value that came from the SMTP client to printable
-// ASCII on one line, at most 200 bytes: it goes into log lines and mail
-// headers.
-func printable(s string) string {
-	const max = 200
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < max; i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e {
-			c = '?'
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 var redisLoggerOnce sync.Once

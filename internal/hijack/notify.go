@@ -9,6 +9,8 @@ import (
 	"net/smtp"
 	"strings"
 	"time"
+
+	"vouch/internal/mailtext"
 )
 
 // notifyTimeout bounds one notification: connect, dialogue and data.
@@ -46,8 +48,8 @@ func (g *Guard) heloName() string {
 // that came from the SMTP client (login, recipients) is reduced to
 // printable ASCII so that it cannot add header lines.
 func (g *Guard) notification(f Freeze, sample []string, now time.Time) []byte {
-	login := printable(f.Login)
-	host := printable(f.Host)
+	login := mailtext.Printable(f.Login)
+	host := mailtext.Printable(f.Host)
 	if host == "" {
 		host = "vouch"
 	}
@@ -74,18 +76,18 @@ func (g *Guard) notification(f Freeze, sample []string, now time.Time) []byte {
 	line("")
 	line("Login:       %s", login)
 	line("Frozen at:   %s", f.Since.UTC().Format(time.RFC3339))
-	line("Reason:      %s", printable(f.Reason))
+	line("Reason:      %s", mailtext.Printable(f.Reason))
 	line("Messages:    %d in the last %s (limit %d)", f.Messages, g.cfg.Window, g.cfg.Messages)
 	line("Recipients:  %d in the last %s (limit %d)", f.Recipients, g.cfg.Window, g.cfg.Recipients)
 	ips := "(none recorded)"
 	if len(f.IPs) > 0 {
 		ips = strings.Join(f.IPs, ", ")
 	}
-	line("Client IPs:  %s", printable(ips))
+	line("Client IPs:  %s", mailtext.Printable(ips))
 	if len(sample) > 0 {
 		line("Recipients (sample of the latest %d):", len(sample))
 		for _, r := range sample {
-			line("  %s", printable(r))
+			line("  %s", mailtext.Printable(r))
 		}
 	}
 	line("")

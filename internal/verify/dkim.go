@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
+	"vouch/internal/mailtext"
 	"vouch/signer"
 )
 
@@ -60,9 +61,8 @@ type DKIMStream struct {
 	verifs []*dkim.Verification
 	err    error
 
-	lastCR  bool   // the previous body chunk ended in CR
-	buf     []byte // CRLF conversion buffer
-	started bool   // WriteHeaders was called
+	crlf    mailtext.CRLF // bare LF → CRLF across chunks
+	started bool          // WriteHeaders was called
 	closed  bool
 }
 
@@ -136,31 +136,7 @@ func (d *DKIMStream) Write(p []byte) (int, error) {
 	if d.pw == nil || d.closed || len(p) == 0 {
 		return len(p), nil
 	}
-	bare := false
-	prev := d.lastCR
-	for _, c := range p {
-		if c == '\n' && !prev {
-			bare = true
-			break
-		}
-		prev = c == '\r'
-	}
-	if !bare {
-		d.lastCR = p[len(p)-1] == '\r'
-		d.write(p)
-		return len(p), nil
-	}
-	d.buf = d.buf[:0]
-	prev = d.lastCR
-	for _, c := range p {
-		if c == '\n' && !prev {
-			d.buf = append(d.buf, '\r')
-		}
-		d.buf = append(d.buf, c)
-		prev = c == '\r'
-	}
-	d.lastCR = prev
-	d.write(d.buf)
+	d.write(d.crlf.Fix(p))
 	return len(p), nil
 }
 

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"mime"
-	"net/mail"
 	"net/url"
 	"slices"
 	"strconv"
@@ -16,6 +13,7 @@ import (
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/resolver"
 	"vouch/signer"
 )
@@ -259,7 +257,7 @@ func FromDomains(headers []signer.Header) ([]string, error) {
 			if ascii, err := idna.Lookup.ToASCII(d); err == nil {
 				d = ascii
 			}
-			if !validDomain(d) {
+			if !mailtext.ValidDomain(d) {
 				return nil, fmt.Errorf("From domain %q is not a valid domain name", d)
 			}
 			if !slices.Contains(domains, d) {
@@ -276,41 +274,13 @@ func FromDomains(headers []signer.Header) ([]string, error) {
 	return domains, nil
 }
 
-// parseAddressList reads a From value: RFC 5322 addresses and groups,
-// display names in any charset. Broken display names are common (bad
-// quoting, 8-bit bytes), so a value that does not parse falls back to the
-// last <...>, or a bare address.
+// parseAddressList reads a From value (mailtext.ParseAddressList).
 func parseAddressList(v string) ([]string, error) {
-	v = strings.TrimSpace(strings.NewReplacer("\r\n", " ", "\n", " ").Replace(v))
-	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil }}}
-	list, err := p.ParseList(v)
-	if err == nil {
-		out := make([]string, len(list))
-		for i, a := range list {
-			out[i] = a.Address
-		}
-		return out, nil
+	list, err := mailtext.ParseAddressList(v)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse From %q: %v", mailtext.Printable(v), err)
 	}
-	if a := lenientAddress(v); a != "" {
-		return []string{a}, nil
-	}
-	return nil, fmt.Errorf("cannot parse From %q: %v", v, err)
-}
-
-func lenientAddress(v string) string {
-	if i := strings.LastIndexByte(v, '<'); i >= 0 {
-		if j := strings.IndexByte(v[i:], '>'); j > 0 {
-			a := strings.TrimSpace(v[i+1 : i+j])
-			if strings.Count(a, "@") >= 1 && !strings.ContainsAny(a, " ,<") {
-				return a
-			}
-		}
-		return ""
-	}
-	if strings.Count(v, "@") == 1 && !strings.ContainsAny(v, " ,<>\"") {
-		return v
-	}
-	return ""
+	return list, nil
 }
 
 // DMARCResult is the DMARC outcome for a message.

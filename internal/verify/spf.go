@@ -9,6 +9,7 @@ import (
 
 	"blitiri.com.ar/go/spf"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/resolver"
 )
 
@@ -43,7 +44,7 @@ func CheckSPF(ctx context.Context, res *resolver.Resolver, ip netip.Addr, helo, 
 		r.Domain = normDomain(helo)
 		sender = "postmaster@" + r.Domain
 	}
-	if !validDomain(r.Domain) {
+	if !mailtext.ValidDomain(r.Domain) {
 		r.Status = None
 		r.Reason = "no valid domain to check"
 		if r.Domain == "" {

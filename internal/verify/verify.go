@@ -81,26 +81,3 @@ func domainOf(addr string) string {
 func normDomain(d string) string {
 	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
 }
-
-// validDomain reports whether d (lower case, no trailing dot) is a
-// syntactically valid multi-label domain name: labels of 1-63 octets,
-// 253 in all, no leading or trailing hyphen, no address literal. Any
-// other octet than letters, digits, hyphen and underscore is refused: a
-// name from a header or a signature is attacker-controlled.
-func validDomain(d string) bool {
-	if len(d) == 0 || len(d) > 253 || !strings.Contains(d, ".") {
-		return false
-	}
-	for _, l := range strings.Split(d, ".") {
-		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}

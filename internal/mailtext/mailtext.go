@@ -1,0 +1,134 @@
+// Package mailtext holds the small text rules of mail that several parts
+// of vouch apply alike: line ends, author addresses, domain-name syntax,
+// and making client-supplied text safe for logs and replies.
+package mailtext
+
+import (
+	"io"
+	"mime"
+	"net/mail"
+	"strings"
+)
+
+// CRLF turns bare LF line ends into CRLF in a stream of chunks, also when
+// a CR ends one chunk and its LF starts the next. DKIM hashes the message
+// as the receiver sees it after SMTP, where every line ends in CRLF.
+type CRLF struct {
+	lastCR bool
+	buf    []byte
+}
+
+// Fix returns p with bare LFs turned into CRLF: p itself when it has none
+// (the common case: Postfix and Sendmail send CRLF), else a buffer that
+// stays valid until the next call.
+func (c *CRLF) Fix(p []byte) []byte {
+	if len(p) == 0 {
+		return p
+	}
+	bare := false
+	prev := c.lastCR
+	for _, b := range p {
+		if b == '\n' && !prev {
+			bare = true
+			break
+		}
+		prev = b == '\r'
+	}
+	if !bare {
+		c.lastCR = p[len(p)-1] == '\r'
+		return p
+	}
+	c.buf = c.buf[:0]
+	prev = c.lastCR
+	for _, b := range p {
+		if b == '\n' && !prev {
+			c.buf = append(c.buf, '\r')
+		}
+		c.buf = append(c.buf, b)
+		prev = b == '\r'
+	}
+	c.lastCR = prev
+	return c.buf
+}
+
+// ParseAddressList returns the addresses of an address-list header value
+// (From). Display names in any charset are tolerated; only the addresses
+// matter. Broken display names are common in the wild (bad quoting, 8-bit
+// bytes): when the value does not parse, the last <...> or a bare address
+// is taken.
+func ParseAddressList(v string) ([]string, error) {
+	v = strings.TrimSpace(strings.NewReplacer("\r\n", " ", "\n", " ").Replace(v))
+	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil }}}
+	list, err := p.ParseList(v)
+	if err == nil {
+		out := make([]string, len(list))
+		for i, a := range list {
+			out[i] = a.Address
+		}
+		return out, nil
+	}
+	if a := lenientAddress(v); a != "" {
+		return []string{a}, nil
+	}
+	return nil, err
+}
+
+func lenientAddress(v string) string {
+	if i := strings.LastIndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			a := strings.TrimSpace(v[i+1 : i+j])
+			if strings.Count(a, "@") >= 1 && !strings.ContainsAny(a, " ,<") {
+				return a
+			}
+		}
+		return ""
+	}
+	if strings.Count(v, "@") == 1 && !strings.ContainsAny(v, " ,<>\"") {
+		return v
+	}
+	return ""
+}
+
+// ValidDomain reports whether name (no trailing dot) is a syntactically
+// valid multi-label domain name: labels of letters, digits, hyphens and
+// underscores (real HELO names and DKIM/SPF names carry them), 63 octets
+// at most each, no leading or trailing hyphen, 253 in all, and a top-level
+// label that is not all digits (so an IP address is not a name). Names
+// from headers, HELO and signatures are attacker-controlled: nothing else
+// is let through to DNS.
+func ValidDomain(name string) bool {
+	if len(name) == 0 || len(name) > 253 {
+		return false
+	}
+	labels := strings.Split(name, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
+}
+
+// Printable reduces text that came from an SMTP client to printable ASCII
+// on one line, at most 200 bytes, for log lines, replies and headers.
+func Printable(s string) string {
+	const max = 200
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < max; i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
