@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"vouch/internal/netset"
 )
 
 // HostList is OpenDKIM's InternalHosts/PeerList semantics (util.c
@@ -13,8 +15,7 @@ import (
 // positive entry. A host match or an IP match makes a client internal.
 type HostList struct {
 	hosts map[string]bool // name or ".domain" → positive (false: negated)
-	nets  map[netip.Prefix]bool
-	bits  []int // prefix lengths present, most specific first
+	nets  netset.Prefixes[bool]
 	n     int
 }
 
@@ -62,7 +63,7 @@ func (h *HostList) add(entry string) error {
 		return fmt.Errorf("empty entry %q", entry)
 	}
 	if h.hosts == nil {
-		h.hosts, h.nets = map[string]bool{}, map[netip.Prefix]bool{}
+		h.hosts = map[string]bool{}
 	}
 	e = strings.TrimSuffix(strings.TrimPrefix(e, "["), "]") // OpenDKIM also takes [a.b.c.d]
 	if strings.Contains(e, "/") {
@@ -70,12 +71,7 @@ func (h *HostList) add(entry string) error {
 		if err != nil {
 			return fmt.Errorf("bad network %q", entry)
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			// Shorter prefixes stay IPv6: PrefixFrom with negative bits
-			// gives an invalid prefix that matched every IPv4 client.
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		h.addNet(p.Masked(), positive)
+		h.addNet(p, positive)
 	} else if ip, err := netip.ParseAddr(e); err == nil {
 		ip = ip.Unmap()
 		h.addNet(netip.PrefixFrom(ip, ip.BitLen()), positive)
@@ -91,24 +87,12 @@ func (h *HostList) add(entry string) error {
 	return nil
 }
 
+// addNet keeps the first entry of a network, but a "!" entry always wins
+// over a positive one for the same network.
 func (h *HostList) addNet(p netip.Prefix, positive bool) {
-	if _, seen := h.nets[p]; !seen || !positive {
-		h.nets[p] = positive
+	if _, seen := h.nets.Get(p); !seen || !positive {
+		h.nets.Set(p, positive)
 	}
-	bits := p.Bits()
-	if p.Addr().Is6() {
-		bits += 1000
-	}
-	for i, b := range h.bits {
-		if b == bits {
-			return
-		}
-		if b < bits {
-			h.bits = append(h.bits[:i], append([]int{bits}, h.bits[i:]...)...)
-			return
-		}
-	}
-	h.bits = append(h.bits, bits)
 }
 
 // Match reports whether a client is internal, and the entry that said so.
@@ -143,24 +127,9 @@ func (h *HostList) matchHost(host string) (bool, string) {
 }
 
 func (h *HostList) matchIP(ip netip.Addr) (bool, string) {
-	if !ip.IsValid() {
+	positive, p, ok := h.nets.Lookup(ip)
+	if !ok {
 		return false, ""
 	}
-	ip = ip.Unmap()
-	for _, key := range h.bits {
-		bits := key
-		if key >= 1000 {
-			if !ip.Is6() {
-				continue
-			}
-			bits -= 1000
-		} else if !ip.Is4() {
-			continue
-		}
-		p, _ := ip.Prefix(bits)
-		if positive, ok := h.nets[p]; ok {
-			return positive, p.String()
-		}
-	}
-	return false, ""
+	return positive, p.String()
 }

@@ -33,6 +33,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"vouch/internal/netset"
 )
 
 // Entry is one line of a list, for logs and `vouch explain`.
@@ -63,8 +65,7 @@ func (p Problem) String() string {
 type List struct {
 	file     string
 	n        int
-	prefixes map[int]map[netip.Prefix]Entry // by prefix length (v4 lengths +1000 for v6)
-	lengths  []int
+	prefixes netset.Prefixes[Entry]
 	ipGlobs  []ipGlob
 	hosts    map[string]Entry
 	hostGlob map[string][]glob // by bucket (see bucketOf)
@@ -177,12 +178,7 @@ func (l *List) add(tok string, e Entry) error {
 		if err != nil {
 			return fmt.Errorf("bad CIDR %q", tok)
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			// ::ffff:192.0.2.0/120 is 192.0.2.0/24; MatchIP unmaps its
-			// argument, so a mapped prefix would never match otherwise.
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		l.addPrefix(p.Masked(), e)
+		l.addPrefix(p, e) // ::ffff:192.0.2.0/120 is stored as 192.0.2.0/24
 		return nil
 	}
 	if ip, err := netip.ParseAddr(tok); err == nil {
@@ -197,21 +193,8 @@ func (l *List) add(tok string, e Entry) error {
 }
 
 func (l *List) addPrefix(p netip.Prefix, e Entry) {
-	key := p.Bits()
-	if p.Addr().Is6() {
-		key += 1000
-	}
-	if l.prefixes == nil {
-		l.prefixes = map[int]map[netip.Prefix]Entry{}
-	}
-	m := l.prefixes[key]
-	if m == nil {
-		m = map[netip.Prefix]Entry{}
-		l.prefixes[key] = m
-		l.lengths = append(l.lengths, key)
-	}
-	if _, dup := m[p]; !dup {
-		m[p] = e // the first line wins, as in OpenDKIM's tables
+	if _, dup := l.prefixes.Get(p); !dup {
+		l.prefixes.Set(p, e) // the first line wins, as in OpenDKIM's tables
 	}
 }
 
@@ -364,23 +347,8 @@ func (l *List) MatchIP(ip netip.Addr) (Entry, bool) {
 		return Entry{}, false
 	}
 	ip = ip.Unmap()
-	for _, key := range l.lengths {
-		bits := key
-		if key >= 1000 {
-			if !ip.Is6() {
-				continue
-			}
-			bits -= 1000
-		} else if !ip.Is4() {
-			continue
-		}
-		p, err := ip.Prefix(bits)
-		if err != nil {
-			continue
-		}
-		if e, ok := l.prefixes[key][p]; ok {
-			return e, true
-		}
+	if e, _, ok := l.prefixes.Lookup(ip); ok {
+		return e, true
 	}
 	if ip.Is4() {
 		b := ip.As4()
