@@ -11,32 +11,6 @@ import (
 	"vouch/internal/mtaclient"
 )
 
-// lines is an endless-looking body of size bytes, generated as it is read.
-type lines struct {
-	left int64
-	line []byte
-	pos  int
-}
-
-func newLines(size int64) *lines {
-	return &lines{left: size, line: []byte("The quick brown fox jumps over the lazy dog, again and again. 0123456789\r\n")}
-}
-
-func (l *lines) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		return 0, io.EOF
-	}
-	n := 0
-	for n < len(p) && l.left > 0 {
-		c := copy(p[n:], l.line[l.pos:])
-		c = int(min(int64(c), l.left))
-		n += c
-		l.left -= int64(c)
-		l.pos = (l.pos + c) % len(l.line)
-	}
-	return n, nil
-}
-
 // TestLargeMessageMemoryIsFlat signs a 50 MiB body: the heap must not
 // grow with the message (it is hashed as it streams), and the signature
 // must still verify.
@@ -67,7 +41,7 @@ func TestLargeMessageMemoryIsFlat(t *testing.T) {
 			}
 		}
 	}()
-	r := tb.send(t, &mtaclient.Message{ClientIP: "127.0.0.1", From: "a@example.test", Headers: headers, Body: newLines(size)})
+	r := tb.send(t, &mtaclient.Message{ClientIP: "127.0.0.1", From: "a@example.test", Headers: headers, Body: mtaclient.Lines(size)})
 	close(stop)
 	if !r.Accepted() {
 		t.Fatal("not accepted")
@@ -79,7 +53,7 @@ func TestLargeMessageMemoryIsFlat(t *testing.T) {
 	}
 	// Verify by streaming the same body into the verifier.
 	head := string(mtaclient.Render(r.Headers, nil))
-	verifyStream(t, tb, io.MultiReader(strings.NewReader(head), newLines(size)))
+	verifyStream(t, tb, io.MultiReader(strings.NewReader(head), mtaclient.Lines(size)))
 }
 
 // BenchmarkMilterSign is one small message (3 KiB) per milter connection

@@ -309,3 +309,31 @@ func Render(headers []Header, body []byte) []byte {
 	b.Write(body)
 	return b.Bytes()
 }
+
+// Lines is a body of size bytes of CRLF text lines, generated as it is
+// read, so that tests and the load tool can send huge messages without
+// holding them in memory.
+func Lines(size int64) io.Reader {
+	return &lines{left: size, line: []byte("The quick brown fox jumps over the lazy dog, again and again. 0123456789\r\n")}
+}
+
+type lines struct {
+	left int64
+	line []byte
+	pos  int
+}
+
+func (l *lines) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) && l.left > 0 {
+		c := copy(p[n:], l.line[l.pos:])
+		c = int(min(int64(c), l.left))
+		n += c
+		l.left -= int64(c)
+		l.pos = (l.pos + c) % len(l.line)
+	}
+	return n, nil
+}

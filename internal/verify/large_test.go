@@ -7,34 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"vouch/internal/mtaclient"
 	"vouch/signer"
 )
-
-// lines is a body of size bytes, generated as it is read.
-type lines struct {
-	left int64
-	line []byte
-	pos  int
-}
-
-func newLines(size int64) *lines {
-	return &lines{left: size, line: []byte("The quick brown fox jumps over the lazy dog, again and again. 0123456789\r\n")}
-}
-
-func (l *lines) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		return 0, io.EOF
-	}
-	n := 0
-	for n < len(p) && l.left > 0 {
-		c := copy(p[n:], l.line[l.pos:])
-		c = int(min(int64(c), l.left))
-		n += c
-		l.left -= int64(c)
-		l.pos = (l.pos + c) % len(l.line)
-	}
-	return n, nil
-}
 
 // feed writes r to w in chunks of 64 KiB, as Postfix sends a body.
 func feed(t testing.TB, w io.Writer, r io.Reader) {
@@ -84,7 +59,7 @@ func TestDKIMLargeMessageMemoryIsFlat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed(t, sm, newLines(size))
+	feed(t, sm, mtaclient.Lines(size))
 	values, err := sm.Finish()
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +94,7 @@ func TestDKIMLargeMessageMemoryIsFlat(t *testing.T) {
 	start := time.Now()
 	d := NewDKIM(LookupTXT(res), 0)
 	d.WriteHeaders(signed)
-	feed(t, d, newLines(size))
+	feed(t, d, mtaclient.Lines(size))
 	got := d.Close()
 	elapsed := time.Since(start)
 	close(stop)
