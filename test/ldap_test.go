@@ -888,3 +888,62 @@ func makeLDAPCerts(t testing.TB, dir string) *ldapTLS {
 	}
 	return files
 }
+
+// TestLDAPImportZimbraConf: Zimbra's generated opendkim.conf, converted by
+// `vouch import-opendkim`, signs against the directory.
+func TestLDAPImportZimbraConf(t *testing.T) {
+	f := newLDAPFixture(t)
+	ld := f.slapd(t, "ldap", nil)
+	signingTable, keyTable := zimbraLDAPTables(ld.url())
+	localnets := filepath.Join(f.dir, "opendkim-localnets.conf")
+	write(t, localnets, "127.0.0.0/8\n[::1]/128\n")
+	conf := filepath.Join(f.dir, "opendkim.conf")
+	// As zm-mta's opendkim.conf.in generates it (values filled in).
+	write(t, conf, fmt.Sprintf(`AutoRestart             Yes
+AutoRestartRate         10/1h
+Canonicalization        relaxed/relaxed
+ExternalIgnoreList      refile:/opt/zimbra/conf/opendkim-localnets.conf
+InternalHosts           file:%s
+KeyTable                %s
+LDAPBindPassword        %s
+LDAPBindUser            %s
+LDAPUseTLS              0
+LDAPTimeout             30
+LogWhy                  Yes
+Mode                    s
+On-InternalError        tempfail
+PidFile                 /opt/zimbra/log/opendkim.pid
+SignHeaders             message-id,date,from,mime-version,to
+SigningTable            %s
+Socket                  inet:8465@[127.0.0.1]
+SubDomains              no
+Syslog                  Yes
+SyslogSuccess           Yes
+TemporaryDirectory      /opt/zimbra/data/tmp
+UMask                   022
+UserID                  zimbra:zimbra
+`, localnets, keyTable, zmpostfixPW, zmpostfixDN, signingTable))
+	out, err := exec.Command(vouchBin, "import-opendkim", conf).Output()
+	if err != nil {
+		t.Fatalf("import-opendkim: %v\n%s", err, out)
+	}
+	converted := string(out)
+	for _, want := range []string{`listen = "inet:8465@[127.0.0.1]"`, "ldap_bind_dn = ", "internal_hosts_file = "} {
+		if !strings.Contains(converted, want) {
+			t.Fatalf("converted config lacks %q:\n%s", want, converted)
+		}
+	}
+	// Run it on a free port instead of 8465.
+	var kept []string
+	for _, line := range strings.Split(converted, "\n") {
+		if !strings.HasPrefix(line, "listen = ") {
+			kept = append(kept, line)
+		}
+	}
+	v := startVouch(t, f.dir, strings.Join(kept, "\n"))
+	for _, tc := range []struct{ from, want string }{{"alice@one.test", "one.test"}, {"bob@two.test", "two.test"}, {"x@nowhere.test", "unsigned"}} {
+		if got := sendFrom(t, f.z, v.addr(), tc.from); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.from, got, tc.want)
+		}
+	}
+}
