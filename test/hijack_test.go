@@ -381,16 +381,7 @@ func deliverAuth(t testing.TB, addr, login, password, from, to, msg string) sess
 			return session{st.stage, code, text, true}
 		}
 	}
-	var b strings.Builder
-	for _, line := range strings.Split(strings.ReplaceAll(msg, "\r\n", "\n"), "\n") {
-		if strings.HasPrefix(line, ".") {
-			line = "." + line
-		}
-		b.WriteString(line + "\r\n")
-	}
-	b.WriteString(".\r\n")
-	s.c.Write([]byte(b.String()))
-	if code, text := s.reply(); code/100 != 2 {
+	if code, text := s.data(msg); code/100 != 2 {
 		return session{"END", code, text, true}
 	}
 	return session{"", 250, "", true}

@@ -292,6 +292,21 @@ func (s *smtp) cmd(line string) (int, string) {
 	return s.reply()
 }
 
+// data sends a message after DATA's 354 (CRLF, dot-stuffed, ".") and
+// returns the reply to it.
+func (s *smtp) data(msg string) (int, string) {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.ReplaceAll(msg, "\r\n", "\n"), "\n") {
+		if strings.HasPrefix(line, ".") {
+			line = "." + line
+		}
+		b.WriteString(line + "\r\n")
+	}
+	b.WriteString(".\r\n")
+	s.c.Write([]byte(b.String()))
+	return s.reply()
+}
+
 func (s *smtp) close() {
 	fmt.Fprintf(s.c, "QUIT\r\n")
 	s.c.Close()
@@ -345,16 +360,7 @@ func deliver(t testing.TB, addr string, cl *client, from, to, msg string) sessio
 			return session{st.stage, code, text, open}
 		}
 	}
-	var b strings.Builder
-	for _, line := range strings.Split(strings.ReplaceAll(msg, "\r\n", "\n"), "\n") {
-		if strings.HasPrefix(line, ".") {
-			line = "." + line
-		}
-		b.WriteString(line + "\r\n")
-	}
-	b.WriteString(".\r\n")
-	s.c.Write([]byte(b.String()))
-	code, text := s.reply()
+	code, text := s.data(msg)
 	if code/100 != 2 {
 		return session{"END", code, text, true}
 	}
