@@ -99,7 +99,11 @@ func (s *Set) reload(k Kind, force bool) error {
 	}
 	l, problems, err := Load(path)
 	for _, p := range problems {
-		s.log.Warn("whitelist: "+p.Reason, "file", p.File, "line", p.Line)
+		if p.Line == 0 {
+			s.log.Warn("whitelist: "+p.Reason, "file", p.File)
+		} else {
+			s.log.Warn("whitelist: "+p.Reason, "file", p.File, "line", p.Line)
+		}
 	}
 	if err != nil {
 		s.log.Error("whitelist: keeping the previous list", "file", path, "err", err)
