@@ -20,6 +20,7 @@ import (
 	"vouch/internal/dnstest"
 	"vouch/internal/mtaclient"
 	"vouch/internal/resolver"
+	"vouch/internal/verify"
 	"vouch/policy"
 	"vouch/signer"
 )
@@ -149,13 +150,7 @@ func (tb *testbed) verify(t testing.TB, msg []byte) []string {
 func verifyStream(t testing.TB, tb *testbed, msg io.Reader) []string {
 	t.Helper()
 	vs, err := dkim.VerifyWithOptions(msg, &dkim.VerifyOptions{
-		LookupTXT: func(name string) ([]string, error) {
-			txts, st, err := tb.res.TXT(context.Background(), name)
-			if nerr := resolver.NetError(name, st, err); nerr != nil {
-				return nil, nerr
-			}
-			return txts, nil
-		},
+		LookupTXT: verify.LookupTXT(tb.res),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -112,15 +112,21 @@ func Algorithm(k crypto.Signer) string {
 // SubjectPublicKeyInfo for RSA (RFC 6376 §3.6.1), the raw 32-byte key for
 // Ed25519 (RFC 8463 §4.2).
 func PublicKeyRecord(k crypto.Signer) (string, error) {
-	switch pub := k.Public().(type) {
+	_, p, err := PublicRecord(k.Public())
+	return p, err
+}
+
+// PublicRecord is the k= and p= values of the DNS record for a public key.
+func PublicRecord(pub crypto.PublicKey) (alg, p string, err error) {
+	switch pub := pub.(type) {
 	case ed25519.PublicKey:
-		return base64.StdEncoding.EncodeToString(pub), nil
+		return "ed25519", base64.StdEncoding.EncodeToString(pub), nil
 	case *rsa.PublicKey:
 		der, err := x509.MarshalPKIXPublicKey(pub)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
-		return base64.StdEncoding.EncodeToString(der), nil
+		return "rsa", base64.StdEncoding.EncodeToString(der), nil
 	}
-	return "", fmt.Errorf("unsupported key type %T", k.Public())
+	return "", "", fmt.Errorf("unsupported key type %T", pub)
 }

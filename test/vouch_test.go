@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"vouch/internal/dnstest"
 	"vouch/internal/resolver"
+	"vouch/internal/verify"
 )
 
 var vouchBin string
@@ -153,13 +153,7 @@ func (z *zone) genkey(t testing.TB, dir, domain, selector, alg string) string {
 	return filepath.Join(dir, selector+".private")
 }
 
-func (z *zone) lookupTXT(name string) ([]string, error) {
-	txts, st, err := z.res.TXT(context.Background(), name)
-	if nerr := resolver.NetError(name, st, err); nerr != nil {
-		return nil, nerr
-	}
-	return txts, nil
-}
+func (z *zone) lookupTXT(name string) ([]string, error) { return verify.LookupTXT(z.res)(name) }
 
 // verifyAll checks every DKIM-Signature with go-msgauth and with dkimpy
 // (python3-dkim), both looking keys up in the test zone. It returns the d=

@@ -2,10 +2,7 @@ package main
 
 import (
 	"crypto"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -18,6 +15,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"vouch/internal/mtaclient"
+	"vouch/signer"
 )
 
 // PubKey is a public key to verify signatures with, as the DKIM TXT
@@ -107,17 +105,11 @@ func fromDER(der []byte) (*PubKey, error) {
 	} else {
 		return nil, errors.New("not a PKIX/PKCS#1 public key or PKCS#8/PKCS#1 private key")
 	}
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
-		der, err := x509.MarshalPKIXPublicKey(p)
-		if err != nil {
-			return nil, err
-		}
-		return &PubKey{Alg: "rsa", Record: "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)}, nil
-	case ed25519.PublicKey:
-		return &PubKey{Alg: "ed25519", Record: "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(p)}, nil
+	alg, p, err := signer.PublicRecord(pub)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unsupported key type %T", pub)
+	return &PubKey{Alg: alg, Record: "v=DKIM1; k=" + alg + "; p=" + p}, nil
 }
 
 // Verifier checks signatures against the given keys, without DNS: the
