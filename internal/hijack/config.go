@@ -64,6 +64,7 @@ const (
 	DefaultNotifyFrom  = "vouch@localhost"
 	DefaultStateFile   = "/var/lib/vouch/frozen.json"
 	DefaultAdminSocket = "/run/vouch/admin.sock"
+	DefaultRedisURL    = "redis://127.0.0.1:6379/0"
 )
 
 // DefaultConfig is the [hijack] section as the embedded defaults have it
@@ -79,6 +80,7 @@ func DefaultConfig() Config {
 		StateFile:     DefaultStateFile,
 		AdminSocket:   DefaultAdminSocket,
 		Backend:       BackendMemory,
+		RedisURL:      DefaultRedisURL,
 		RedisFailOpen: true,
 	}
 }
