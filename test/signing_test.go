@@ -111,7 +111,7 @@ enabled = false
 				t.Fatalf("log lacks %q:\n%s", want, logs)
 			}
 		}
-		if strings.Contains(logs, "qid= ") {
+		if strings.Contains(logs, `qid=""`) {
 			t.Fatalf("a message line has no queue id:\n%s", logs)
 		}
 	})
