@@ -3,11 +3,6 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -191,44 +186,31 @@ func checkDKIMKey(ctx context.Context, res *resolver.Resolver, domain, selector 
 	case st != resolver.Found:
 		kc.Exit, kc.Message = exitUnavailable, "no key record published ("+st.String()+")"
 		return kc
-	case len(txts) > 1:
-		kc.Found = strings.Join(txts, " | ")
-		kc.Exit, kc.Message = exitDataErr, fmt.Sprintf("%d TXT records: receivers treat that as no key (RFC 6376 §3.6.2.2); keep one", len(txts))
-		return kc
 	}
-	kc.Found = txts[0]
-	rec, err := parseDKIMKeyRecord(txts[0])
+	kc.Found = strings.Join(txts, " | ")
+	rec, err := signer.CheckKeyRecord(txts, key)
+	if rec != nil {
+		kc.Alg, kc.Bits = rec.Alg, rec.Bits
+	}
 	if err != nil {
-		kc.Exit, kc.Message = exitDataErr, "the record does not parse: "+err.Error()
+		kc.Exit, kc.Message = exitDataErr, err.Error()
 		return kc
 	}
-	kc.Alg, kc.Bits = rec.alg, rec.bits
-	switch {
-	case rec.revoked:
-		kc.Exit, kc.Message = exitDataErr, "the key is revoked (empty p=): signatures with it fail"
-		return kc
-	case rec.alg == "rsa" && rec.bits < 1024:
-		kc.Exit, kc.Message = exitDataErr, fmt.Sprintf("RSA key of %d bits: receivers ignore keys under 1024 bits (RFC 8301)", rec.bits)
-		return kc
-	case rec.alg == "rsa" && rec.bits < 2048:
-		kc.Warning = fmt.Sprintf("RSA key of %d bits: 2048 are recommended", rec.bits)
+	if rec.Alg == "rsa" && rec.Bits < 2048 {
+		kc.Warning = fmt.Sprintf("RSA key of %d bits: 2048 are recommended", rec.Bits)
 	}
-	if rec.testing {
+	if rec.Testing {
 		if kc.Warning != "" {
 			kc.Warning += "; "
 		}
 		kc.Warning += "t=y: receivers treat the domain as testing DKIM"
 	}
-	desc := rec.alg
-	if rec.alg == "rsa" {
-		desc = fmt.Sprintf("rsa %d bits", rec.bits)
+	desc := rec.Alg
+	if rec.Alg == "rsa" {
+		desc = fmt.Sprintf("rsa %d bits", rec.Bits)
 	}
 	if key == nil {
 		kc.Message = desc + " (no local key to compare)"
-		return kc
-	}
-	if !publicKeysEqual(key.Public(), rec.pub) {
-		kc.Exit, kc.Message = exitDataErr, "the published key is not the public half of the local private key: signatures will fail"
 		return kc
 	}
 	kc.Matches = true
@@ -254,89 +236,4 @@ func dkimRecordFor(key crypto.Signer) (string, error) {
 		return parts[0], nil
 	}
 	return "( " + strings.Join(parts, " ") + " )", nil
-}
-
-type dkimKeyRecord struct {
-	alg     string
-	pub     crypto.PublicKey
-	bits    int
-	revoked bool
-	testing bool
-}
-
-// parseDKIMKeyRecord reads a DKIM key record (RFC 6376 §3.6.1, RFC 8463).
-// RSA keys may be SubjectPublicKeyInfo or bare PKCS#1, as go-msgauth and
-// OpenDKIM accept both.
-func parseDKIMKeyRecord(txt string) (*dkimKeyRecord, error) {
-	tags := map[string]string{}
-	for i, part := range strings.Split(txt, ";") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q is not a tag=value pair", strings.TrimSpace(part))
-		}
-		k = strings.TrimSpace(k)
-		if _, dup := tags[k]; dup {
-			return nil, fmt.Errorf("tag %s appears twice", k)
-		}
-		v = strings.Join(strings.Fields(v), "")
-		if k == "v" && (i != 0 || v != "DKIM1") {
-			return nil, errors.New("v= must come first and be DKIM1")
-		}
-		tags[k] = v
-	}
-	rec := &dkimKeyRecord{alg: "rsa"}
-	if k, ok := tags["k"]; ok {
-		rec.alg = k
-	}
-	for _, f := range strings.Split(tags["t"], ":") {
-		if strings.TrimSpace(f) == "y" {
-			rec.testing = true
-		}
-	}
-	if h, ok := tags["h"]; ok && !strings.Contains(":"+h+":", ":sha256:") {
-		return nil, fmt.Errorf("h=%s does not allow sha256", h)
-	}
-	p, ok := tags["p"]
-	if !ok {
-		return nil, errors.New("no p= tag")
-	}
-	if p == "" {
-		rec.revoked = true
-		return rec, nil
-	}
-	der, err := base64.StdEncoding.DecodeString(p)
-	if err != nil {
-		return nil, fmt.Errorf("p= is not base64: %v", err)
-	}
-	switch rec.alg {
-	case "rsa":
-		pub, err := x509.ParsePKIXPublicKey(der)
-		if err != nil {
-			pub, err = x509.ParsePKCS1PublicKey(der)
-			if err != nil {
-				return nil, errors.New("p= is not an RSA public key")
-			}
-		}
-		rk, ok := pub.(*rsa.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("p= is a %T, k=rsa says RSA", pub)
-		}
-		rec.pub, rec.bits = rk, rk.N.BitLen()
-	case "ed25519":
-		if len(der) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("p= has %d bytes, an Ed25519 key has %d", len(der), ed25519.PublicKeySize)
-		}
-		rec.pub = ed25519.PublicKey(der)
-	default:
-		return nil, fmt.Errorf("unknown key type k=%s", rec.alg)
-	}
-	return rec, nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && eq.Equal(b)
 }

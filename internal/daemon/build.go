@@ -76,6 +76,9 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 		res.ObserveQuery = m.DNSQuery
 	}
 	rt.Resolver = res
+	if rot := sg.Rotation(); rot != nil && res != nil {
+		rot.Lookup, rot.Log, rot.Events = freshTXT(res), log, m
+	}
 
 	if cfg.Screen.Enabled {
 		lists, err := whitelist.NewSet(map[whitelist.Kind]string{
@@ -138,17 +141,30 @@ func joinErrors(errs []error) string {
 	return b.String()
 }
 
-// start runs the runtime's background work (whitelist polling).
+// start runs the runtime's background work (whitelist polling, key
+// rotation checks).
 func (rt *Runtime) start() {
+	var ctx context.Context
+	ctx, rt.cancel = context.WithCancel(context.Background())
+	if rot := rt.Signer.Rotation(); rot != nil {
+		go rot.Run(ctx)
+	}
 	if rt.Lists == nil {
 		return
 	}
 	go rt.Lists.Watch(rt.Config.Whitelist.CheckInterval, rt.stop)
 	if sc, ok := SyncConfig(rt.Config); ok {
-		var ctx context.Context
-		ctx, rt.cancel = context.WithCancel(context.Background())
 		s := rt.Config.Whitelist.Sync
 		go whitelist.RunSync(ctx, HTTPClient(), sc, s.At, s.Interval, rt.Lists, rt.Env.Log)
+	}
+}
+
+// freshTXT is the rotation's lookup: uncached, NXDOMAIN and NODATA as no
+// records.
+func freshTXT(res *resolver.Resolver) signer.TXTLookup {
+	return func(ctx context.Context, name string) ([]string, error) {
+		txts, _, err := res.TXTFresh(ctx, name)
+		return txts, err
 	}
 }
 
@@ -197,8 +213,10 @@ func SignerConfig(cfg *config.Config) signer.Config {
 	s := cfg.Signing
 	inline := make([]signer.InlineKey, len(s.Keys))
 	for i, k := range s.Keys {
-		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey}
+		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey,
+			NextSelector: k.NextSelector, NextPrivateKey: k.NextPrivateKey}
 	}
+	r := cfg.Rotation
 	return signer.Config{
 		InternalHosts: s.InternalHosts, InternalHostsFile: s.InternalHostsFile,
 		KeyTable: s.KeyTable, SigningTable: s.SigningTable,
@@ -207,5 +225,7 @@ func SignerConfig(cfg *config.Config) signer.Config {
 		LDAPBindDN: s.LDAPBindDN, LDAPBindPassword: s.LDAPBindPassword, LDAPBindPasswordFile: s.LDAPBindPasswordFile,
 		LDAPUseTLS: s.LDAPUseTLS, LDAPTLSCAFile: s.LDAPTLSCAFile, LDAPTimeout: s.LDAPTimeout, LDAPCacheTTL: s.LDAPCacheTTL,
 		Keys: inline,
+		Rotation: signer.RotationConfig{CheckInterval: r.CheckInterval, PublishDelay: r.PublishDelay,
+			AutoSwitch: r.AutoSwitch, StateFile: r.StateFile},
 	}
 }
