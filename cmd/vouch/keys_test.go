@@ -34,6 +34,7 @@ func TestKeysGolden(t *testing.T) {
 		checks    []time.Duration
 		keyTable  bool // a KeyTable row instead of a [[signing.key]]
 		replaced  bool // after the checks, another key's record replaces the next key's
+		percent   bool // the KeyTable path has a %: listed with -d only
 	}{
 		{name: "fresh", key: "mail", age: 3 * day},
 		{name: "old", key: "mail", age: 200 * day},
@@ -43,6 +44,7 @@ func TestKeysGolden(t *testing.T) {
 		{name: "next-switched", key: "mail", age: 172 * day, next: "other", published: true, checks: []time.Duration{-50 * time.Hour, -2 * time.Hour}},
 		{name: "next-switched-broken", key: "mail", age: 172 * day, next: "other", published: true, checks: []time.Duration{-60 * time.Hour, -10 * time.Hour}, replaced: true},
 		{name: "keytable", key: "mail", age: 400 * day, keyTable: true},
+		{name: "keytable-percent", key: "ed", age: 10 * day, keyTable: true, percent: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,7 +59,13 @@ func TestKeysGolden(t *testing.T) {
 			fmt.Fprintf(&b, "[rotation]\nstate_file = %q\n\n", filepath.Join(dir, "rotation.json"))
 			if tc.keyTable {
 				kt := filepath.Join(dir, "KeyTable")
-				os.WriteFile(kt, []byte("cur example.test:cur:"+keyPath+"\n"), 0o644)
+				row := "cur example.test:cur:" + keyPath + "\n"
+				if tc.percent {
+					os.Rename(keyPath, filepath.Join(dir, "example.test.pem"))
+					keyPath = filepath.Join(dir, "example.test.pem")
+					row = "cur %:cur:" + filepath.Join(dir, "%.pem") + "\n"
+				}
+				os.WriteFile(kt, []byte(row), 0o644)
 				st := filepath.Join(dir, "SigningTable")
 				os.WriteFile(st, []byte("example.test cur\n"), 0o644)
 				fmt.Fprintf(&b, "[signing]\nkey_table = %q\nsigning_table = %q\n", kt, st)
@@ -82,6 +90,9 @@ func TestKeysGolden(t *testing.T) {
 			}
 			for _, format := range []string{"", "-json"} {
 				args := []string{"-config", cfgPath}
+				if tc.percent {
+					args = append(args, "-d", "example.test")
+				}
 				if format != "" {
 					args = append(args, format)
 				}
