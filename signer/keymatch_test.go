@@ -1,0 +1,100 @@
+package signer
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+func recordOf(t testing.TB, k crypto.Signer) string {
+	t.Helper()
+	alg, p, err := PublicRecord(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "v=DKIM1; k=" + alg + "; p=" + p
+}
+
+// tiny is a 512-bit RSA public key: openssl genrsa 512 | openssl rsa
+// -pubout -outform DER | base64 (Go refuses to make keys this small).
+const tiny = "MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAM3MIeAafF/rqY9T+9bUUjOxW9yyOCDeDpb9h9auRjSg2J58ubdW98bZyB76YEV7i9iMP2o5unkzr3n51LHNdV8CAwEAAQ=="
+
+// TestCheckKeyRecord: the one decision testkey, keys and the rotation
+// share, for every way a published record can fail to verify a key.
+func TestCheckKeyRecord(t *testing.T) {
+	rsaKey, _, _ := GenerateKey("rsa", 2048)
+	otherRSA, _, _ := GenerateKey("rsa", 1024)
+	edKey, _, _ := GenerateKey("ed25519", 0)
+	pkcs1 := base64.StdEncoding.EncodeToString(x509.MarshalPKCS1PublicKey(rsaKey.Public().(*rsa.PublicKey)))
+	cases := []struct {
+		name string
+		txts []string
+		key  crypto.Signer
+		want string // "" for a match, else a part of the error
+	}{
+		{"rsa matches", []string{recordOf(t, rsaKey)}, rsaKey, ""},
+		{"rsa PKCS#1 matches", []string{"v=DKIM1; p=" + pkcs1}, rsaKey, ""},
+		{"ed25519 matches", []string{recordOf(t, edKey)}, edKey, ""},
+		{"1024 bits matches", []string{recordOf(t, otherRSA)}, otherRSA, ""},
+		{"no key to compare", []string{recordOf(t, rsaKey)}, nil, ""},
+		{"another key", []string{recordOf(t, otherRSA)}, rsaKey, "not the public half"},
+		{"wrong algorithm", []string{recordOf(t, rsaKey)}, edKey, "the record is k=rsa, the local key is ed25519"},
+		{"revoked", []string{"v=DKIM1; k=rsa; p="}, rsaKey, "revoked"},
+		{"under 1024 bits", []string{"v=DKIM1; p=" + tiny}, nil, "512 bits"},
+		{"two records", []string{recordOf(t, rsaKey), recordOf(t, rsaKey)}, rsaKey, "2 TXT records"},
+		{"none", nil, rsaKey, "no key record"},
+		{"garbage", []string{"v=DKIM1; p=!!!"}, rsaKey, "not base64"},
+		{"sha1 only", []string{"v=DKIM1; h=sha1; " + strings.TrimPrefix(recordOf(t, rsaKey), "v=DKIM1; ")}, rsaKey, "sha256"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := CheckKeyRecord(tc.txts, tc.key)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("err = %v, want a match", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParseKeyRecord: whatever a DNS record holds, ParseKeyRecord does not
+// panic, and a key it returns round-trips: written back as a record, it
+// parses to the same key, and CheckKeyRecord accepts exactly what it
+// parsed as a usable key.
+func FuzzParseKeyRecord(f *testing.F) {
+	rsaKey, _, _ := GenerateKey("rsa", 1024)
+	edKey, _, _ := GenerateKey("ed25519", 0)
+	f.Add(recordOf(f, rsaKey))
+	f.Add(recordOf(f, edKey))
+	f.Add("v=DKIM1; k=rsa; p=")
+	f.Add("v=DKIM1; k=ed25519; t=y:s; h=sha256; p=" + strings.TrimPrefix(recordOf(f, edKey), "v=DKIM1; k=ed25519; p="))
+	f.Add("k=rsa; v=DKIM1; p=AAAA")
+	f.Add("v=DKIM1; p=" + tiny)
+	f.Add("p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAL; ;;")
+	f.Fuzz(func(t *testing.T, txt string) {
+		rec, err := ParseKeyRecord(txt)
+		if err != nil || rec.Revoked {
+			return
+		}
+		alg, p, err := PublicRecord(rec.Pub)
+		if err != nil {
+			t.Fatalf("parsed key %T cannot be written back: %v", rec.Pub, err)
+		}
+		again, err := ParseKeyRecord("v=DKIM1; k=" + alg + "; p=" + p)
+		if err != nil {
+			t.Fatalf("round trip of %q: %v", txt, err)
+		}
+		if eq, ok := rec.Pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(again.Pub) || again.Alg != rec.Alg || again.Bits != rec.Bits {
+			t.Fatalf("round trip of %q changed the key", txt)
+		}
+		_, cerr := CheckKeyRecord([]string{txt}, nil)
+		if usable := rec.Alg != "rsa" || rec.Bits >= MinRSABits; usable != (cerr == nil) {
+			t.Fatalf("%q: usable=%v but CheckKeyRecord says %v", txt, usable, cerr)
+		}
+	})
+}
