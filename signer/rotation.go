@@ -45,9 +45,12 @@ type Rotation struct {
 	Log    *slog.Logger
 	Events RotationEvents   // may be nil
 	Now    func() time.Time // the clock (tests inject one)
-
-	mu sync.Mutex // one Check at a time
 }
+
+// stateMu makes the checks of all Rotations in the process take turns: on
+// a reload the old runtime's check may still run while the new one's
+// starts, and each writes the whole state file.
+var stateMu sync.Mutex
 
 // rotatingKey is one [[signing.key]] with its successor.
 type rotatingKey struct {
@@ -135,8 +138,8 @@ func (r *Rotation) Run(ctx context.Context) {
 // Check looks every next selector up once and moves the keys whose record
 // has matched for PublishDelay to their successor.
 func (r *Rotation) Check(ctx context.Context) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	stateMu.Lock()
+	defer stateMu.Unlock()
 	// The file, not memory, is the truth: a runtime replaced by a reload
 	// may have switched a key since this one was built.
 	st, err := loadRotationState(r.cfg.StateFile)
@@ -163,8 +166,16 @@ func (r *Rotation) Check(ctx context.Context) {
 // check is one key's round; it reports whether its state changed.
 func (r *Rotation) check(ctx context.Context, k *rotatingKey, st *rotationState) bool {
 	e := st.entry(k)
-	if !e.SwitchedAt.IsZero() {
+	restored := false
+	switch {
+	case !e.SwitchedAt.IsZero():
 		k.switched.Store(true)
+	case k.switched.Load():
+		// Switched, but the file lost it (edited, or restored from a
+		// backup): write it again, a restart must not go back.
+		e.SwitchedAt = r.Now()
+		st.set(k, e)
+		restored = true
 	}
 	name := k.next.Selector + "._domainkey." + k.next.Domain
 	log := r.Log.With("domain", k.cur.Domain, "selector", k.cur.Selector, "next_selector", k.next.Selector)
@@ -190,7 +201,7 @@ func (r *Rotation) check(ctx context.Context, k *rotatingKey, st *rotationState)
 				r.Events.KeyRotation(k.cur.Domain, "error")
 			}
 		}
-		return false
+		return restored
 	case err != nil:
 		// A DNS failure is no evidence either way: keep the clock, do
 		// not switch on this round.

@@ -194,7 +194,7 @@ func TestRotation(t *testing.T) {
 			f.check(time.Hour)
 			f.expect("next", rotDomain+" switched")
 		}},
-		{"record removed mid-wait resets the clock", []string{"rsa:cur:next"}, func(f *rotationFixture) {
+		{"record removed mid-wait resets the clock", []string{"ed25519:cur:next"}, func(f *rotationFixture) {
 			f.publish("next", "next")
 			f.check(0)
 			f.dns.Remove("next._domainkey." + rotDomain)
@@ -207,7 +207,7 @@ func TestRotation(t *testing.T) {
 			f.check(time.Hour)
 			f.expect("next", rotDomain+" switched")
 		}},
-		{"a DNS failure mid-wait neither resets nor switches", []string{"rsa:cur:next"}, func(f *rotationFixture) {
+		{"a DNS failure mid-wait neither resets nor switches", []string{"ed25519:cur:next"}, func(f *rotationFixture) {
 			f.publish("next", "next")
 			f.check(0)
 			f.dns.SetFault("next._domainkey."+rotDomain, dnstest.ServFail)
@@ -217,7 +217,7 @@ func TestRotation(t *testing.T) {
 			f.check(time.Hour)
 			f.expect("next", rotDomain+" switched")
 		}},
-		{"a mismatching record never switches", []string{"rsa:cur:next"}, func(f *rotationFixture) {
+		{"a mismatching record never switches", []string{"ed25519:cur:next"}, func(f *rotationFixture) {
 			f.publish("next", "cur")
 			for range 200 {
 				f.check(time.Hour)
@@ -251,8 +251,15 @@ func TestRotation(t *testing.T) {
 			if !strings.Contains(f.logs.String(), "level=ERROR") {
 				t.Errorf("no error logged:\n%s", f.logs.String())
 			}
+			// The state file lost the switch (a reload's old runtime wrote
+			// over it, or it was restored from a backup): the next check
+			// writes it again.
+			os.Remove(f.cfg.Rotation.StateFile)
+			f.check(time.Hour)
+			f.restart()
+			f.expect("next", rotDomain+" switched", rotDomain+" error", rotDomain+" error", rotDomain+" error")
 		}},
-		{"restart mid-wait keeps the clock", []string{"rsa:cur:next"}, func(f *rotationFixture) {
+		{"restart mid-wait keeps the clock", []string{"ed25519:cur:next"}, func(f *rotationFixture) {
 			f.publish("next", "next")
 			f.check(0)
 			f.check(24 * time.Hour)
@@ -270,7 +277,7 @@ func TestRotation(t *testing.T) {
 			f.check(48 * time.Hour)
 			f.expect("rsa2 ed2", rotDomain+" switched", rotDomain+" switched")
 		}},
-		{"auto_switch off: ready is logged once, never switched", []string{"rsa:cur:next"}, func(f *rotationFixture) {
+		{"auto_switch off: ready is logged once, never switched", []string{"ed25519:cur:next"}, func(f *rotationFixture) {
 			f.cfg.Rotation.AutoSwitch = false
 			f.restart()
 			f.publish("next", "next")
@@ -283,7 +290,7 @@ func TestRotation(t *testing.T) {
 				t.Errorf("ready logged %d times, want once:\n%s", n, f.logs.String())
 			}
 		}},
-		{"a state file that cannot be written: no switch a restart would forget", []string{"rsa:cur:next"}, func(f *rotationFixture) {
+		{"a state file that cannot be written: no switch a restart would forget", []string{"ed25519:cur:next"}, func(f *rotationFixture) {
 			// Readable as absent, but nothing can be created there, not even by root.
 			f.cfg.Rotation.StateFile = "/proc/vouch-rotation-test/rotation.json"
 			f.restart()
