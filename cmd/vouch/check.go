@@ -114,7 +114,6 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 	return 0, false
 }
 
-
 // printCheckReport prints the report for a person: one line per item
 // (✓ ok, ! warning, ✗ failure), the record found and the one to publish
 // under it, and a count at the end.
