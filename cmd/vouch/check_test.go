@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,9 +60,15 @@ type testKeyEntry struct{ domain, selector, name string }
 // test keys as [[signing.key]] entries.
 func writeCheckConfig(t *testing.T, srv *dnstest.Server, keys ...testKeyEntry) string {
 	t.Helper()
+	return writeCheckConfigAddr(t, srv.Addr, keys...)
+}
+
+// writeCheckConfigAddr is writeCheckConfig with any DNS server address.
+func writeCheckConfigAddr(t *testing.T, dnsAddr string, keys ...testKeyEntry) string {
+	t.Helper()
 	dir := t.TempDir()
 	var b strings.Builder
-	fmt.Fprintf(&b, "[dns]\nservers = [%q]\ntimeout = \"300ms\"\nattempts = 1\n\n", srv.Addr)
+	fmt.Fprintf(&b, "[dns]\nservers = [%q]\ntimeout = \"300ms\"\nattempts = 1\n\n", dnsAddr)
 	for _, k := range keys {
 		path, _ := checkKeyFile(t, dir, k.name)
 		fmt.Fprintf(&b, "[[signing.key]]\ndomain = %q\nselector = %q\nprivate_key = %q\n\n", k.domain, k.selector, path)
@@ -227,6 +234,52 @@ func TestCheckGolden(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckUnreachableResolver: when no DNS server answers, vouch check
+// says so once and exits 2 (it used to print a warning per lookup and
+// exit 1, as if the domain had flaky DNS).
+func TestCheckUnreachableResolver(t *testing.T) {
+	// Nothing listens: a port that was just free.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := pc.LocalAddr().String()
+	pc.Close()
+	// Something listens and never answers.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+
+	for name, addr := range map[string]string{"nothing listens": closed, "packets dropped": silent.LocalAddr().String()} {
+		t.Run(name, func(t *testing.T) {
+			cfg := writeCheckConfigAddr(t, addr, testKeyEntry{"example.test", "mail", "mail"})
+			var out bytes.Buffer
+			exit := runCheck([]string{"-config", cfg, "-ip", "192.0.2.1", "example.test"}, &out, io.Discard)
+			got := out.String()
+			if exit != 2 || strings.Count(got, "no DNS server answers ("+addr) != 1 || strings.Count(got, "✗") != 1 ||
+				strings.Contains(got, "could not look it up") || !strings.HasSuffix(got, "result: 1 failure, 0 warnings\n") {
+				t.Fatalf("exit %d, want 2 and one failure:\n%s", exit, got)
+			}
+		})
+	}
+}
+
+// TestCheckHelp: -h says what the command does, its flags, exit codes and
+// an example, and exits 0.
+func TestCheckHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if exit := runCheck([]string{"-h"}, io.Discard, &stderr); exit != 0 {
+		t.Fatalf("-h: exit %d", exit)
+	}
+	for _, want := range []string{"usage: vouch check", "Checks the DNS of a sending domain", "Exit status: 0 all good, 1 warnings, 2 failures", "Example:\n  vouch check -ip", "-selector", "-json"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, stderr.String())
+		}
 	}
 }
 
