@@ -11,6 +11,10 @@ import (
 	"vouch/internal/verify"
 )
 
+// checkSPF checks the domain's SPF record (RFC 7208): one record, its
+// syntax, the lookups it costs through includes and redirects, the all it
+// ends in, and with -ip whether the evaluation (verify.CheckSPF, as the
+// daemon does it) passes for that address.
 func (c *checker) checkSPF() {
 	txts, st, err := c.res.TXT(c.ctx, c.domain)
 	if err != nil {
