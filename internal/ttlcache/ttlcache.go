@@ -50,9 +50,10 @@ type entry[K comparable, V any] struct {
 }
 
 type call[V any] struct {
-	done chan struct{}
-	val  V
-	err  error
+	done   chan struct{}
+	val    V
+	err    error
+	joined int // callers waiting besides the first (for tests)
 }
 
 // New makes a cache of at most max entries. With max 0 or less nothing is
@@ -79,7 +80,9 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K, fill Fill[V]) (V, Source, 
 		delete(c.items, key)
 	}
 	cl, joined := c.calls[key]
-	if !joined {
+	if joined {
+		cl.joined++
+	} else {
 		cl = &call[V]{done: make(chan struct{})}
 		c.calls[key] = cl
 		go c.run(context.WithoutCancel(ctx), key, cl, fill)

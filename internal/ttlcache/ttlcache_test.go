@@ -153,7 +153,18 @@ func TestCollapse(t *testing.T) {
 		if v, _, err := c.Get(context.Background(), "other", func(context.Context) (string, time.Duration, error) { return "o", time.Minute, nil }); v != "o" || err != nil {
 			t.Fatalf("other key: %q %v", v, err)
 		}
-		time.Sleep(100 * time.Millisecond) // let the 20 queue on the lookup
+		// Open the gate once all 20 wait on the one lookup.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			n := 0
+			c.mu.Lock()
+			if cl := c.calls["k"]; cl != nil {
+				n = cl.joined
+			}
+			c.mu.Unlock()
+			if n == 19 {
+				break
+			}
+		}
 		close(gate)
 		wg.Wait()
 		if calls.Load() != 1 || joined.Load() != 19 {
