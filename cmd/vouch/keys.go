@@ -14,6 +14,7 @@ import (
 
 	"vouch/internal/config"
 	"vouch/internal/daemon"
+	"vouch/internal/domaincheck"
 	"vouch/internal/resolver"
 	"vouch/signer"
 )
@@ -191,7 +192,7 @@ func reportKey(ctx context.Context, res *resolver.Resolver, cfg *config.Config, 
 	if r.Algorithm == "rsa" && r.Bits < 2048 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("RSA key of %d bits: 2048 are recommended; rotate to a 2048-bit RSA key", r.Bits))
 	}
-	cur := checkDKIMKey(ctx, res, k.Domain, k.Selector, k.Signer)
+	cur := domaincheck.CheckKey(ctx, res, k.Domain, k.Selector, k.Signer)
 	r.Published = publishedState(cur)
 	var st *signer.RotationStatus
 	for i := range status {
@@ -208,7 +209,7 @@ func reportKey(ctx context.Context, res *resolver.Resolver, cfg *config.Config, 
 		}
 		return r
 	}
-	next := checkDKIMKey(ctx, res, st.Next.Domain, st.Next.Selector, st.Next.Signer)
+	next := domaincheck.CheckKey(ctx, res, st.Next.Domain, st.Next.Selector, st.Next.Signer)
 	n := &nextReport{Selector: st.Next.Selector, File: st.Next.Path, Published: publishedState(next)}
 	n.Algorithm, n.Bits = keyShape(st.Next.Signer)
 	r.Next = n
@@ -248,15 +249,15 @@ func reportKey(ctx context.Context, res *resolver.Resolver, cfg *config.Config, 
 }
 
 // publishedState is one line for a selector's record.
-func publishedState(kc dkimKeyCheck) string {
+func publishedState(kc domaincheck.KeyCheck) string {
 	switch {
 	case kc.Matches:
 		return "yes, matches the key"
-	case kc.Exit == exitUnavailable:
+	case kc.Result == domaincheck.KeyMissing:
 		return "no"
-	case kc.Exit == exitTempFail:
+	case kc.Result == domaincheck.KeyTempFail:
 		return "unknown: " + kc.Message
-	case kc.Exit == exitKeyOK:
+	case kc.Result == domaincheck.KeyOK:
 		return kc.Message // KeyTable "%" rows
 	}
 	return "wrong: " + kc.Message
