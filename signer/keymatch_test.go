@@ -1,12 +1,15 @@
 package signer
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-msgauth/dkim"
 )
 
 func recordOf(t testing.TB, k crypto.Signer) string {
@@ -60,4 +63,46 @@ func TestCheckKeyRecord(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCheckKeyRecord: whatever a DNS record holds, a record that
+// CheckKeyRecord accepts for a key verifies that key's signatures in an
+// independent verifier (go-msgauth), so the rotation never switches to a
+// key receivers would reject.
+func FuzzCheckKeyRecord(f *testing.F) {
+	keys := map[byte]crypto.Signer{}
+	signed := map[byte][]byte{}
+	for i, alg := range []string{"ed25519", "rsa"} {
+		k, _, err := GenerateKey(alg, 1024)
+		if err != nil {
+			f.Fatal(err)
+		}
+		msg := "From: a@example.test\r\nSubject: x\r\n\r\nbody\r\n"
+		var b bytes.Buffer
+		if err := dkim.Sign(&b, strings.NewReader(msg), &dkim.SignOptions{Domain: "example.test", Selector: "s", Signer: k}); err != nil {
+			f.Fatal(err)
+		}
+		keys[byte(i)], signed[byte(i)] = k, b.Bytes()
+		rec := recordOf(f, k)
+		f.Add(byte(i), rec)
+		f.Add(byte(i), strings.Replace(rec, "v=DKIM1; ", "v=DKIM1; t=y; h=sha1:sha256; s=email; ", 1))
+		f.Add(byte(i), strings.ReplaceAll(rec, "; ", " ;\t"))
+		f.Add(byte(1-i), rec)
+	}
+	rsaKey := keys[1].Public().(*rsa.PublicKey)
+	f.Add(byte(1), "v=DKIM1; p="+base64.StdEncoding.EncodeToString(x509.MarshalPKCS1PublicKey(rsaKey)))
+	f.Add(byte(1), "v=DKIM1; k=rsa; p=")
+	f.Add(byte(1), "v=DKIM1; p="+tiny)
+	f.Fuzz(func(t *testing.T, which byte, txt string) {
+		which %= 2
+		if _, err := CheckKeyRecord([]string{txt}, keys[which]); err != nil {
+			return
+		}
+		vs, err := dkim.VerifyWithOptions(bytes.NewReader(signed[which]), &dkim.VerifyOptions{
+			LookupTXT: func(string) ([]string, error) { return []string{txt}, nil },
+		})
+		if err != nil || len(vs) != 1 || vs[0].Err != nil {
+			t.Fatalf("CheckKeyRecord accepts %q, go-msgauth does not verify with it: %v %+v", txt, err, vs)
+		}
+	})
 }
