@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -73,10 +74,14 @@ func runKeys(args []string, stdout, stderr io.Writer, now time.Time) int {
 			"publish or remove now. Warns about keys older than rotation.max_key_age\n"+
 			"and RSA keys under 2048 bits. Automatic switching is for [[signing.key]]\n"+
 			"entries; KeyTable keys are listed, and rotated by editing the KeyTable.\n"+
-			"See README \"Rotating keys\".\n\n")
+			"See README \"Rotating keys\".\n\n"+
+			"Exit status: 0 listed, 1 the configuration, a key or the state file\n"+
+			"cannot be read, 2 usage.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil || fs.NArg() > 0 {
 		if err == nil {
 			fs.Usage()
 		}

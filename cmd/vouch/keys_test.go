@@ -154,3 +154,19 @@ func runRotationChecks(t *testing.T, cfgPath string, at []time.Duration) {
 		rot.Check(context.Background())
 	}
 }
+
+func TestKeysUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		exit int
+	}{
+		{[]string{"-h"}, 0},
+		{[]string{"extra"}, 2},
+		{[]string{"-bogus"}, 2},
+		{[]string{"-config", filepath.Join(t.TempDir(), "missing.toml")}, 1},
+	} {
+		if got := runKeys(tc.args, &bytes.Buffer{}, &bytes.Buffer{}, keysNow); got != tc.exit {
+			t.Errorf("%q: exit %d, want %d", tc.args, got, tc.exit)
+		}
+	}
+}
