@@ -39,14 +39,21 @@ var errBadPacket = errors.New("milter: packet refused")
 // of a connection, whose command byte is cmd.
 func packetLimit(n int, cmd byte) int64 {
 	switch {
-	case n == 0 && cmd == 'O':
-		return freePacket
-	case n == 0:
+	case n == 0 && cmd != 'O':
 		return 0 // anything but OPTNEG before negotiation
 	case cmd == 'L' || cmd == 'B' || cmd == 'E': // header, body, end of body (may carry a chunk)
-		return contentPacket
+		return stageLimit(n)
 	}
-	return commandPacket
+	return min(commandPacket, stageLimit(n))
+}
+
+// stageLimit is the largest length allowed for packet number n whatever
+// its command.
+func stageLimit(n int) int64 {
+	if n == 0 {
+		return freePacket
+	}
+	return contentPacket
 }
 
 // guardListener wraps every accepted connection in a guardConn, keeps
@@ -166,11 +173,20 @@ func (c *guardConn) Read(p []byte) (int, error) {
 // reserves its memory.
 func (c *guardConn) nextPacket() error {
 	c.release() // go-milter is done with the previous packet
-	hdr, err := c.br.Peek(5)
+	// The length alone may already be too much for the stage (a flood of
+	// bare length prefixes need not wait for a command byte).
+	hdr, err := c.br.Peek(4)
 	if err != nil {
 		return err
 	}
 	length := int64(binary.BigEndian.Uint32(hdr))
+	if limit := stageLimit(c.packets); length > limit {
+		c.Close()
+		return fmt.Errorf("%w: packet %d from %s: length %d (limit %d)", errBadPacket, c.packets+1, c.RemoteAddr(), length, limit)
+	}
+	if hdr, err = c.br.Peek(5); err != nil {
+		return err
+	}
 	if limit := packetLimit(c.packets, hdr[4]); length == 0 || length > limit {
 		c.Close()
 		return fmt.Errorf("%w: packet %d from %s: command %q, length %d (limit %d)", errBadPacket, c.packets+1, c.RemoteAddr(), hdr[4], length, limit)
