@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -27,10 +28,13 @@ const (
 	// header_size_limit and for MTAs that negotiate 1 MiB chunks.
 	contentPacket = 1 << 20
 	// bigPacketWait: a packet above freePacket waits at most this long for
-	// room in limits.max_packet_memory, and its data must arrive within
-	// this long (an MTA writes a packet at once), so that a client that
-	// announces a packet and sends nothing holds the memory only briefly.
+	// room in limits.max_packet_memory; then its connection is closed.
 	bigPacketWait = 30 * time.Second
+	// packetDataTime: the data of a packet above freePacket must have come
+	// this long after its length. An MTA writes a packet at once; a client
+	// that announces a packet and sends nothing holds its share only
+	// briefly.
+	packetDataTime = 5 * time.Second
 )
 
 var errBadPacket = errors.New("milter: packet refused")
@@ -196,7 +200,7 @@ func (c *guardConn) nextPacket() error {
 			c.Close()
 			return err
 		}
-		c.dataBy = time.Now().Add(bigPacketWait)
+		c.dataBy = time.Now().Add(packetDataTime)
 		_ = c.Conn.SetReadDeadline(earliest(c.deadline, c.dataBy))
 	}
 	c.packets++
@@ -276,14 +280,16 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// budget is limits.max_packet_memory: bytes shared by all connections,
-// handed out first come, first served (a large request is not starved by
-// smaller ones behind it).
+// budget is limits.max_packet_memory: bytes shared by all connections.
+// When it is short, the smallest request that fits goes first: an MTA's
+// body chunks (64 KiB) get through while clients that announce 1 MiB
+// packets and stall wait; a large request may starve, and after
+// bigPacketWait its connection is closed.
 type budget struct {
 	size    int64
 	mu      sync.Mutex
 	free    int64
-	waiters []*budgetWaiter
+	waiters []*budgetWaiter // none of them fits in free
 }
 
 type budgetWaiter struct {
@@ -306,7 +312,7 @@ func (b *budget) acquire(n int64, wait time.Duration, done <-chan struct{}) bool
 		b.mu.Unlock()
 		return false
 	}
-	if len(b.waiters) == 0 && b.free >= n {
+	if b.free >= n {
 		b.free -= n
 		b.mu.Unlock()
 		return true
@@ -327,15 +333,10 @@ func (b *budget) acquire(n int64, wait time.Duration, done <-chan struct{}) bool
 	select {
 	case <-w.ready: // granted meanwhile: give it back
 		b.free += n
+		b.grant()
 	default:
-		for i, x := range b.waiters {
-			if x == w {
-				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
-				break
-			}
-		}
+		b.waiters = slices.DeleteFunc(b.waiters, func(x *budgetWaiter) bool { return x == w })
 	}
-	b.grant()
 	return false
 }
 
@@ -346,11 +347,21 @@ func (b *budget) release(n int64) {
 	b.grant()
 }
 
-// grant serves the waiters in order while there is room.
+// grant serves the smallest waiter that fits (the earliest among equals)
+// while there is one.
 func (b *budget) grant() {
-	for len(b.waiters) > 0 && b.free >= b.waiters[0].n {
-		w := b.waiters[0]
-		b.waiters = b.waiters[1:]
+	for {
+		best := -1
+		for i, w := range b.waiters {
+			if w.n <= b.free && (best < 0 || w.n < b.waiters[best].n) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return
+		}
+		w := b.waiters[best]
+		b.waiters = slices.Delete(b.waiters, best, best+1)
 		b.free -= w.n
 		close(w.ready)
 	}
