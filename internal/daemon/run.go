@@ -153,18 +153,20 @@ func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *
 	return old
 }
 
-// raiseFileLimit raises the soft limit on open files to the hard limit
-// (Go's runtime does so too since 1.19; this makes it explicit and logs
-// it) and warns when max_sessions connections would not fit: every milter
-// connection is a descriptor, and accept fails with EMFILE beyond it.
+// raiseFileLimit makes sure the soft limit on open files is the hard
+// limit (Go's runtime raises it to the hard limit minus one at start
+// since Go 1.19; if that did not happen, vouch does it), logs it, and
+// warns when the connections max_sessions allows would not fit: every
+// milter connection is a descriptor, and beyond the limit accept fails
+// with EMFILE (vouch retries, but the MTA waits).
 func raiseFileLimit(log *slog.Logger, maxSessions int) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		log.Warn("open files limit", "err", err.Error())
 		return
 	}
-	soft := lim.Cur
-	if lim.Cur < lim.Max {
+	if lim.Cur+1 < lim.Max {
+		soft := lim.Cur
 		lim.Cur = lim.Max
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 			log.Warn("open files limit: cannot raise the soft limit to the hard limit", "soft", soft, "hard", lim.Max, "err", err.Error())
@@ -174,7 +176,7 @@ func raiseFileLimit(log *slog.Logger, maxSessions int) {
 	// Twice max_sessions (connections beyond max_sessions are still
 	// answered) plus some for DNS, Redis, LDAP, keys and logs.
 	if need := 2*uint64(maxSessions) + 64; lim.Cur < need {
-		log.Warn("open files limit below what max_sessions needs: raise LimitNOFILE (systemd) or ulimit -n", "limit", lim.Cur, "want", need, "max_sessions", maxSessions)
+		log.Warn("open files limit below what max_sessions needs: raise LimitNOFILE (systemd) or ulimit -Hn", "limit", lim.Cur, "want", need, "max_sessions", maxSessions)
 		return
 	}
 	log.Info("open files limit", "limit", lim.Cur)
