@@ -11,6 +11,12 @@
 // never held in memory). A sample of the signatures is verified with
 // go-msgauth against the given public keys, without DNS, after the load.
 //
+// With -flood N it keeps N hostile connections open meanwhile, each
+// announcing a packet of -flood-length bytes (as its first bytes, or after
+// a valid OPTNEG as a header: -flood-stage) and sending none of it, and
+// reconnecting when the milter closes it: with -pid, the milter's memory
+// under that flood and whether ordinary mail still gets through.
+//
 // With -dns-serve ZONEFILE it runs a small DNS server (UDP and TCP on
 // 127.0.0.1, random port unless -dns-listen) serving the zone's records,
 // prints its address and runs until killed.
