@@ -383,8 +383,7 @@ func TestLengthPrefixFlood(t *testing.T) {
 // concurrent sessions with long header lines and large bodies wait for
 // their turn and are all signed.
 func TestSmallPacketMemory(t *testing.T) {
-	tb := newTestbed(t, nil)
-	tb.srv.budget = newBudget(1 << 20)
+	tb := newTestbedLimits(t, nil, Limits{ReadTimeout: time.Minute, PacketMemory: 1 << 20})
 	long := "X-Long: " + strings.Repeat("a", 200<<10) + "\n"
 	headers, _ := mtaclient.Split([]byte(rawMessage("alice@example.test", long, "")))
 	var wg sync.WaitGroup
@@ -423,8 +422,7 @@ func countHeaders(h []mtaclient.Header, name string) int {
 // from accept, before it negotiates; beyond twice max_sessions a
 // connection is closed at once.
 func TestSessionsCountFromAccept(t *testing.T) {
-	tb := newTestbed(t, nil)
-	tb.srv.limits.MaxSessions = 1
+	tb := newTestbedLimits(t, nil, Limits{ReadTimeout: time.Minute, MaxSessions: 1})
 	// An idle connection (go-milter closes it after 1 s without OPTNEG).
 	idle, err := net.Dial("tcp", tb.addr)
 	if err != nil {
