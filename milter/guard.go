@@ -30,12 +30,13 @@ const (
 	// bigPacketWait: a packet above freePacket waits at most this long for
 	// room in limits.max_packet_memory; then its connection is closed.
 	bigPacketWait = 30 * time.Second
-	// packetDataTime: the data of a packet above freePacket must have come
-	// this long after its length. An MTA writes a packet at once; a client
-	// that announces a packet and sends nothing holds its share only
-	// briefly.
-	packetDataTime = 5 * time.Second
 )
+
+// packetDataTime: the data of a packet above freePacket must have come
+// this long after its length. An MTA writes a packet at once; a client
+// that announces a packet and sends nothing holds its share only briefly.
+// (A variable for tests.)
+var packetDataTime = 5 * time.Second
 
 var errBadPacket = errors.New("milter: packet refused")
 

@@ -463,3 +463,37 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// TestLargePacketDataIsDue: a client that announces a large packet and
+// sends no data loses the connection after packetDataTime, not after
+// go-milter's read timeout, and its share of the budget comes back.
+func TestLargePacketDataIsDue(t *testing.T) {
+	defer func(d time.Duration) { packetDataTime = d }(packetDataTime)
+	packetDataTime = 100 * time.Millisecond
+	srv := &Server{budget: newBudget(1 << 20)}
+	srv.conns.Add(1)
+	client, server := net.Pipe()
+	defer client.Close()
+	g := newGuardConn(server, srv)
+	go client.Write(append(append([]byte{}, optneg...), header(60000, 'B')...))
+	g.SetReadDeadline(time.Now().Add(time.Minute)) // go-milter's read_timeout
+	if _, err := io.ReadFull(g, make([]byte, len(optneg))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(g, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if srv.budget.inUse() != 60000 {
+		t.Fatalf("%d bytes of budget in use, want 60000", srv.budget.inUse())
+	}
+	start := time.Now()
+	_, err := io.ReadFull(g, make([]byte, 60000))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || time.Since(start) > 10*time.Second {
+		t.Fatalf("after %s: %v, want a timeout after %s", time.Since(start), err, packetDataTime)
+	}
+	g.Close()
+	if srv.budget.inUse() != 0 || srv.conns.Load() != 0 {
+		t.Fatalf("after close: %d bytes in use, %d connections", srv.budget.inUse(), srv.conns.Load())
+	}
+}
