@@ -31,8 +31,9 @@ func header(length uint32, cmd byte) []byte {
 // optneg is what Postfix sends first: version 6, all actions, all protocol steps.
 var optneg = packet('O', "\x00\x00\x00\x06\x00\x00\x01\xff\x00\x1f\xff\xff")
 
-// postfixSession is a milter session as Postfix sends it, up to QUIT.
-func postfixSession() []byte {
+// postfixSession is a milter session as Postfix sends it, up to QUIT,
+// with a Subject of subject bytes and a first body chunk of chunk bytes.
+func postfixSession(subject, chunk int) []byte {
 	var b []byte
 	for _, p := range [][]byte{
 		optneg,
@@ -41,10 +42,10 @@ func postfixSession() []byte {
 		packet('H', "client.example.test\x00"),
 		packet('M', "<a@example.test>\x00"),
 		packet('R', "<b@remote.test>\x00"),
-		packet('L', "Subject\x00 "+strings.Repeat("x", 200<<10)+"\x00"), // a 200 KiB header line
+		packet('L', "Subject\x00 "+strings.Repeat("x", subject)+"\x00"),
 		packet('L', "From\x00 a@example.test\x00"),
 		packet('N', ""),
-		packet('B', strings.Repeat("y", 65535)),
+		packet('B', strings.Repeat("y", chunk)),
 		packet('B', "last\r\n"),
 		packet('E', ""),
 		packet('Q', ""),
@@ -105,7 +106,7 @@ func (h iotestHalf) Read(p []byte) (int, error) {
 }
 
 func TestGuardFraming(t *testing.T) {
-	session := postfixSession()
+	session := postfixSession(200<<10, 65535) // a 200 KiB header line, a full body chunk
 	tests := []struct {
 		name string
 		in   []byte
@@ -167,7 +168,8 @@ func guardReference(in []byte) []byte {
 // length of 0 or above its command's limit (a valid stream comes through
 // byte for byte); and closing gives all memory back.
 func FuzzGuardFraming(f *testing.F) {
-	f.Add(postfixSession())
+	f.Add(postfixSession(10, 10))
+	f.Add(postfixSession(5000, 6000)) // both above freePacket
 	f.Add(optneg)
 	f.Add(header(4<<20, 'O'))
 	f.Add([]byte{0, 0, 0, 0})
