@@ -129,8 +129,8 @@ func (s *Server) Env() *Env { return s.env.Load() }
 // Sessions is the number of milter connections open now.
 func (s *Server) Sessions() int64 { return s.conns.Load() }
 
-// Serve accepts connections on ln until Shutdown; errors accepting a
-// connection are logged and retried, never returned.
+// Serve accepts connections on ln until Shutdown; accept errors (out of
+// file descriptors...) are logged and retried, only ln's closing ends it.
 func (s *Server) Serve(ln net.Listener) error {
 	err := s.srv.Serve(guardListener{ln, s})
 	if errors.Is(err, gomilter.ErrServerClosed) {
