@@ -87,6 +87,12 @@ func txtRecord(t testing.TB, owner string, key crypto.Signer) string {
 
 func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 	t.Helper()
+	return newTestbedLimits(t, screen, Limits{ReadTimeout: time.Minute})
+}
+
+// newTestbedLimits is newTestbed with the server's limits.
+func newTestbedLimits(t testing.TB, screen *policy.Config, limits Limits) *testbed {
+	t.Helper()
 	dir := t.TempDir()
 	dns := dnstest.New(t)
 	var keys []signer.InlineKey
@@ -118,7 +124,7 @@ func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 	if screen != nil {
 		env.Screener = policy.NewScreener(screen, res, nil)
 	}
-	srv := NewServer(env, Limits{ReadTimeout: time.Minute})
+	srv := NewServer(env, limits)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -370,8 +376,7 @@ func TestBadPacketsDoNotKillTheDaemon(t *testing.T) {
 // TestMaxSessions: beyond limits.max_sessions new sessions are tempfailed,
 // never dropped, and the others keep working.
 func TestMaxSessions(t *testing.T) {
-	tb := newTestbed(t, nil)
-	tb.srv.limits.MaxSessions = 1
+	tb := newTestbedLimits(t, nil, Limits{ReadTimeout: time.Minute, MaxSessions: 1})
 	c := mtaclient.NewClient("tcp", tb.addr)
 	held, err := c.Session(gomilter.NewMacroBag())
 	if err != nil {

@@ -52,8 +52,8 @@ type session struct {
 	failureClass string
 	started      time.Time
 
-	counted   bool // this connection is counted in the sessions in flight
-	overLimit bool // limits.max_sessions was reached when it came in
+	counted   bool // this connection is counted in the sessions metric
+	overLimit bool // more than limits.max_sessions connections were open when it negotiated
 }
 
 var tempfailInternal = mustReply(451, "4.3.0 Temporary local problem, try again later")
@@ -101,10 +101,10 @@ func (s *session) NewConnection(m gomilter.Modifier) (err error) {
 	defer s.guard("connect", nil, &err)
 	if !s.counted {
 		s.counted = true
-		n := s.srv.sessions.Add(1)
 		s.env = s.srv.env.Load()
 		s.metrics().Sessions(1)
-		s.overLimit = s.srv.limits.MaxSessions > 0 && n > int64(s.srv.limits.MaxSessions)
+		// Connections count from accept (the guard), this one included.
+		s.overLimit = s.srv.limits.MaxSessions > 0 && s.srv.conns.Load() > int64(s.srv.limits.MaxSessions)
 	}
 	s.env = s.srv.env.Load()
 	s.resetConnection()
@@ -447,7 +447,6 @@ func (s *session) Cleanup(m gomilter.Modifier) {
 	s.abortSigning()
 	if s.counted {
 		s.counted = false
-		s.srv.sessions.Add(-1)
 		s.metrics().Sessions(-1)
 	}
 }

@@ -46,6 +46,9 @@ type Config struct {
 	RSSEvery    time.Duration
 	Timeout     time.Duration // per milter read/write
 	Label       string
+	Flood       int    // hostile connections kept open meanwhile (see flood); 0: none
+	FloodStage  string // FloodOptneg or FloodHeader
+	FloodLength int64  // the packet length each announces
 }
 
 // Latency percentiles in milliseconds.
@@ -83,6 +86,7 @@ type Report struct {
 	VerifyErrors  []string         `json:"verify_errors,omitempty"`
 	Signatures    int              `json:"signatures_verified"`
 	Proc          *ProcStats       `json:"proc,omitempty"`
+	Flood         *FloodStats      `json:"flood,omitempty"`
 	GoMaxProcs    int              `json:"-"`
 	latencies     []time.Duration
 	verifyPending []sample
@@ -205,6 +209,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	stopFlood := make(chan struct{})
+	floodDone := func() *FloodStats { return nil }
+	if cfg.Flood > 0 {
+		floodDone = flood(network, address, &cfg, stopFlood)
+	}
+
 	var next atomic.Int64
 	start := time.Now()
 	deadline := time.Time{}
@@ -234,11 +244,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 	wall := time.Since(start)
+	close(stopFlood)
+	floodStats := floodDone()
 
 	rep := &Report{
 		Label: cfg.Label, Socket: cfg.Socket, Corpus: cfg.Corpus.Kind, Seed: cfg.Corpus.Seed,
 		Concurrency: cfg.Concurrency, PerConn: cfg.PerConn, Expect: cfg.Expect,
-		ErrorKinds: map[string]int64{}, Seconds: wall.Seconds(),
+		ErrorKinds: map[string]int64{}, Seconds: wall.Seconds(), Flood: floodStats,
 	}
 	for _, w := range workers {
 		rep.latencies = append(rep.latencies, w.lat...)

@@ -95,6 +95,7 @@ func TestBadConfigs(t *testing.T) {
 		{"temp_error may not reject", "[screen.helo]\ntemp_error = \"reject\"\n", []string{"screen.helo.temp_error: reject is not allowed"}},
 		{"reply for unknown outcome", "[screen.helo.replies]\nnot_exists = \"x\"\n", []string{"screen.helo.replies.not_exists: no such outcome"}},
 		{"budget too long", "[screen]\nbudget = \"45s\"\n", []string{"screen.budget: 45s is not below"}},
+		{"packet memory below the largest packet", "[limits]\nmax_packet_memory = 65536\n", []string{"limits: max_packet_memory must be 0 (no limit) or at least 1048576"}},
 		{"plain http sync", "[whitelist.sync]\nmail_url = \"http://example.com/x.dat\"\n", []string{"whitelist.sync.mail_url"}},
 		{"bad time of day", "[whitelist.sync]\nat = \"25:00\"\n", []string{`whitelist.sync.at: "25:00"`}},
 		{"several problems at once", "log_level = \"loud\"\nlog_format = \"xml\"\n[dns]\nattempts = 0\n", []string{"log_level", "log_format", "dns.attempts"}},
