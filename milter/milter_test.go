@@ -287,7 +287,15 @@ func TestAuthResultsForInbound(t *testing.T) {
 	}}
 	tb := newTestbed(t, cfg)
 	tb.dns.MustAdd("7.100.51.198.in-addr.arpa. 300 IN PTR mail.remote.test.", "mail.remote.test. 300 IN A 198.51.100.7")
-	raw := "From: x@remote.test\nAuthentication-Results: other.test; spf=pass\nAuthentication-Results: MX.example.test; dkim=pass (forged)\nSubject: hi\nAuthentication-Results: mx.example.test (comment); iprev=pass\n\nbody\n"
+	// Forged headers with our authserv-id in every spelling RFC 8601 §2.2
+	// allows (case, quoted-string, quoted-pair, comments and folding before
+	// it) go; the ones of other servers stay.
+	raw := "From: x@remote.test\nAuthentication-Results: other.test; spf=pass\nAuthentication-Results: MX.example.test; dkim=pass (forged)\nSubject: hi\nAuthentication-Results: mx.example.test (comment); iprev=pass\n" +
+		"Authentication-Results: \"mx.example.test\"; dkim=pass\n" +
+		"Authentication-Results: \"mx.ex\\ample.TEST\"; dmarc=pass\n" +
+		"Authentication-Results: (a (nested) comment)\n\t mx.example.test; spf=pass\n" +
+		"Authentication-Results: \"mx.example.test.other\"; spf=pass\n" +
+		"Authentication-Results: (mx.example.test) other2.test; spf=pass\n\nbody\n"
 	headers, body := mtaclient.Split([]byte(raw))
 	r := tb.send(t, &mtaclient.Message{ClientIP: "198.51.100.7", HELO: "mail.remote.test", From: "x@remote.test", Headers: headers, Body: strings.NewReader(string(body))})
 	if !r.Accepted() {
@@ -299,9 +307,16 @@ func TestAuthResultsForInbound(t *testing.T) {
 			ars = append(ars, strings.Join(strings.Fields(h.Value), " "))
 		}
 	}
-	want := []string{"mx.example.test; iprev=pass policy.iprev=198.51.100.7", "other.test; spf=pass"}
+	want := []string{"mx.example.test; iprev=pass policy.iprev=198.51.100.7", "other.test; spf=pass", `"mx.example.test.other"; spf=pass`, "(mx.example.test) other2.test; spf=pass"}
 	if strings.Join(ars, "|") != strings.Join(want, "|") {
 		t.Fatalf("Authentication-Results: %q, want %q", ars, want)
+	}
+	// Ours goes to the very top: index 0, which Postfix puts above the
+	// Received header of this hop (RFC 8601 §5).
+	for _, m := range r.Mods {
+		if m.Type == gomilter.ActionInsertHeader && m.HeaderName == "Authentication-Results" && m.HeaderIndex != 0 {
+			t.Errorf("Authentication-Results inserted at index %d, want 0", m.HeaderIndex)
+		}
 	}
 }
 

@@ -247,7 +247,7 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 	s.headers = append(s.headers, signer.Header{Name: name, Value: value})
 	if strings.EqualFold(name, "Authentication-Results") {
 		s.arCount++
-		if s.authID != "" && strings.EqualFold(authservID(value), s.authID) {
+		if s.authID != "" && verify.ClaimsAuthServID(value, s.authID) {
 			s.arIndexes = append(s.arIndexes, s.arCount)
 		}
 	}
@@ -429,7 +429,10 @@ func (s *session) addAuthResults(m gomilter.Modifier, results verify.Results) er
 	if iprev.Result == "" && s.env.Verify == nil {
 		return nil // nothing was checked
 	}
-	return m.InsertHeader(1, "Authentication-Results", verify.FormatAuthResults(s.authID, iprev, results))
+	// Index 0: at the very top, above the Received header the MTA adds for
+	// this hop (Postfix adds 1 to the index and counts that header), so
+	// the results sit above this hop's trace headers (RFC 8601 §5).
+	return m.InsertHeader(0, "Authentication-Results", verify.FormatAuthResults(s.authID, iprev, results))
 }
 
 func (s *session) Abort(m gomilter.Modifier) (err error) {
@@ -515,32 +518,4 @@ func (s *session) recordDecision(d policy.Decision) {
 		level = slog.LevelDebug
 	}
 	s.log().LogAttrs(context.Background(), level, msg, attrs...)
-}
-
-// authservID extracts the authserv-id of an Authentication-Results value:
-// the first token, before any ";" and outside comments.
-func authservID(v string) string {
-	v = strings.TrimSpace(stripComments(v))
-	if i := strings.IndexAny(v, "; \t\r\n"); i >= 0 {
-		v = v[:i]
-	}
-	return v
-}
-
-func stripComments(v string) string {
-	var b strings.Builder
-	depth := 0
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '\\' && depth > 0:
-			i++
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case depth == 0:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
