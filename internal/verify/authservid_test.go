@@ -14,10 +14,10 @@ func TestClaimsAuthServID(t *testing.T) {
 		{" mx.local.test; dkim=pass", true},
 		{"mx.local.test;dkim=pass", true},
 		{" MX.Local.TEST; dkim=pass", true},
-		{` "mx.local.test"; dkim=pass`, true},             // RFC 8601 §2.2: a quoted-string
-		{` "MX.local.test" 1; dkim=pass`, true},           // with a version
-		{` "mx.lo\cal.test"; dkim=pass`, true},            // quoted-pair
-		{" (comment) mx.local.test; dkim=pass", true},     // CFWS before it
+		{` "mx.local.test"; dkim=pass`, true},              // RFC 8601 §2.2: a quoted-string
+		{` "MX.local.test" 1; dkim=pass`, true},            // with a version
+		{` "mx.lo\cal.test"; dkim=pass`, true},             // quoted-pair
+		{" (comment) mx.local.test; dkim=pass", true},      // CFWS before it
 		{" (a (nested \\) one)) mx.local.test; x=y", true}, // nested comment, quoted-pair
 		{"\n\t(folded)\n\t mx.local.test; dkim=pass", true},
 		{" mx.local.test(comment); dkim=pass", true},
