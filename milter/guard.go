@@ -53,6 +53,7 @@ type guardConn struct {
 	hdrN      int
 	remaining uint32
 	bad       error
+	nul       nulScan // NUL bytes inside header values (nulheader.go)
 
 	// write side
 	wmu     sync.Mutex
@@ -61,13 +62,26 @@ type guardConn struct {
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
+	if len(c.nul.inject) > 0 {
+		n := copy(p, c.nul.inject)
+		c.nul.inject = c.nul.inject[n:]
+		return n, nil
+	}
 	if c.bad != nil {
 		return 0, c.bad
+	}
+	// One packet at a time (go-milter reads them so anyway), so that a
+	// packet nulheader.go injects comes right after the header packet.
+	if c.remaining > 0 {
+		p = p[:min(uint32(len(p)), c.remaining)]
+	} else {
+		p = p[:min(len(p), len(c.hdr)-c.hdrN)]
 	}
 	n, err := c.br.Read(p)
 	for i := 0; i < n; {
 		if c.remaining > 0 {
 			skip := min(c.remaining, uint32(n-i))
+			c.nul.scan(p[i:i+int(skip)], c.remaining)
 			i += int(skip)
 			c.remaining -= skip
 			continue
@@ -91,6 +105,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			return 0, c.bad
 		}
 		c.remaining = length
+		c.nul.start(length)
 	}
 	return n, err
 }

@@ -408,3 +408,36 @@ func TestMaxSessions(t *testing.T) {
 		t.Fatalf("after the held session ended: %+v", r.Action)
 	}
 }
+
+// TestNULInHeaderValue: a NUL inside a header value (Postfix cannot send
+// one, a client on the socket can) gets a reply at end of message and a
+// log line, for signed and for inbound mail, and the next message is
+// served as usual; before, go-milter dropped the connection without a
+// word.
+func TestNULInHeaderValue(t *testing.T) {
+	tb := newTestbed(t, nil)
+	for _, tc := range []struct{ name, ip, auth string }{
+		{"trusted", "127.0.0.1", ""},
+		{"inbound", "198.51.100.7", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			headers := []mtaclient.Header{
+				{Name: "From", Value: " a@example.test"},
+				{Name: "Subject", Value: " bad\x00value\x00twice"},
+				{Name: "To", Value: " b@example.test"},
+			}
+			r := tb.send(t, &mtaclient.Message{ClientIP: tc.ip, From: "a@example.test", QueueID: "NUL" + tc.name, Headers: headers, Body: strings.NewReader("x\r\n")})
+			if r.Action == nil || r.Action.Type != gomilter.ActionRejectWithCode || r.Action.SMTPCode != 550 || !strings.Contains(r.Action.SMTPReply, "5.6.0 Message header contains a NUL character") {
+				t.Fatalf("stage %q action %+v, want 550 5.6.0 at end of message", r.Stage, r.Action)
+			}
+			if !strings.Contains(tb.logs.String(), "qid=NUL"+tc.name) || !strings.Contains(tb.logs.String(), `NUL byte in the value of header`) {
+				t.Fatalf("no log line:\n%s", tb.logs.String())
+			}
+			// A clean message: served as usual.
+			headers[1].Value = " fine"
+			if r := tb.send(t, &mtaclient.Message{ClientIP: tc.ip, From: "a@example.test", Headers: headers, Body: strings.NewReader("x\r\n")}); !r.Accepted() {
+				t.Fatalf("clean message after: stage %q %+v", r.Stage, r.Action)
+			}
+		})
+	}
+}

@@ -50,6 +50,7 @@ type session struct {
 	noSignClass  string // the same as a metric label
 	failure      string // internal trouble: the message is tempfailed at EOM
 	failureClass string
+	malformed    string // a header no MTA should send: the message is rejected at EOM
 	started      time.Time
 
 	counted   bool // this connection is counted in the sessions in flight
@@ -57,6 +58,10 @@ type session struct {
 }
 
 var tempfailInternal = mustReply(451, "4.3.0 Temporary local problem, try again later")
+
+// rejectMalformed answers a message no MTA should pass on (RFC 5322 §2.2:
+// no NUL in a header field).
+var rejectMalformed = mustReply(550, "5.6.0 Message header contains a NUL character")
 
 func mustReply(code uint16, reason string) *gomilter.Response {
 	r, err := gomilter.RejectWithCodeAndReason(code, reason)
@@ -124,6 +129,7 @@ func (s *session) resetMessage() {
 	s.sender, s.auth, s.decision, s.rcpts = "", "", nil, s.rcpts[:0]
 	s.headers, s.hdrBytes, s.arIndexes, s.arCount = s.headers[:0], 0, nil, 0
 	s.sigReqs, s.fromDom, s.noSign, s.noSignClass, s.failure, s.failureClass = nil, "", "", "", "", ""
+	s.malformed = ""
 	s.started = time.Time{}
 }
 
@@ -239,6 +245,17 @@ const maxRcpts = 10000
 
 func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("header", &resp, &err)
+	if name == nulHeaderName {
+		// The guard replaced NULs in the previous header's value.
+		if s.malformed == "" {
+			name := ""
+			if len(s.headers) > 0 {
+				name = s.headers[len(s.headers)-1].Name
+			}
+			s.malformed = fmt.Sprintf("NUL byte in the value of header %.64q", name)
+		}
+		return gomilter.RespContinue, nil
+	}
 	s.hdrBytes += len(name) + len(value) + 3
 	if s.env.MaxHeaders > 0 && s.hdrBytes > s.env.MaxHeaders {
 		s.fail("header_limit", fmt.Sprintf("header block larger than %d bytes", s.env.MaxHeaders))
@@ -312,6 +329,10 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	defer s.guard("eom", &resp, &err)
 	qid := m.Get(gomilter.MacroQueueId)
 	defer s.resetMessage()
+	if s.malformed != "" {
+		s.logMessage(qid, "rejected", slog.String("reason", s.malformed))
+		return rejectMalformed, nil
+	}
 	if s.failure != "" {
 		s.metrics().Tempfailed(s.failureClass)
 		s.logMessage(qid, "tempfail", slog.String("reason", s.failure))
