@@ -452,7 +452,8 @@ func (s *session) addAuthResults(m gomilter.Modifier, results verify.Results) er
 	}
 	// Index 0: at the very top, above the Received header the MTA adds for
 	// this hop (Postfix adds 1 to the index and counts that header), so
-	// the results sit above this hop's trace headers (RFC 8601 §5).
+	// the results sit above this hop's trace headers (RFC 8601 §5), where
+	// OpenDKIM puts its own (test/authres_test.go).
 	return m.InsertHeader(0, "Authentication-Results", verify.FormatAuthResults(s.authID, iprev, results))
 }
 
