@@ -138,6 +138,7 @@ type guardConn struct {
 	deadline  time.Time // go-milter's read deadline
 	dataBy    time.Time // non-zero: the current packet's data must arrive by then
 	err       error
+	nul       nulScan // NUL bytes inside header values (nulheader.go)
 
 	mu        sync.Mutex // Close may come from another goroutine
 	held      int64      // share of the packet budget held by the current packet
@@ -156,6 +157,12 @@ func newGuardConn(c net.Conn, srv *Server) *guardConn {
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
+	if len(c.nul.inject) > 0 {
+		// The marker packet nulheader.go queued after a header packet.
+		n := copy(p, c.nul.inject)
+		c.nul.inject = c.nul.inject[n:]
+		return n, nil
+	}
 	if c.err != nil {
 		return 0, c.err
 	}
@@ -166,6 +173,11 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := c.br.Read(p[:min(len(p), c.remaining)])
+	// The 4-byte length prefix is not part of the packet nulScan follows.
+	prefix := min(n, max(0, c.remaining-int(c.nul.length)))
+	if n > prefix {
+		c.nul.scan(p[prefix:n], uint32(c.remaining-prefix))
+	}
 	c.remaining -= n
 	if c.remaining == 0 && !c.dataBy.IsZero() {
 		c.dataBy = time.Time{}
@@ -206,6 +218,7 @@ func (c *guardConn) nextPacket() error {
 	}
 	c.packets++
 	c.remaining = 4 + int(length)
+	c.nul.start(uint32(length))
 	return nil
 }
 

@@ -146,13 +146,20 @@ func (r *Result) hostMatch(ctx context.Context, res *resolver.Resolver, name str
 		r.Outcomes = []Outcome{NullMX}
 		return
 	case len(a.addrs) == 0 && len(hosts) == 0:
-		// Neither an address nor an MX host, and a lookup failed.
-		r.Undetermined, r.TempErr = []Outcome{NotFound, NoMX, Forged}, firstErr(a.err, mxErr)
+		// Neither an address nor an MX host, and a lookup failed: every
+		// outcome is still open.
+		r.Undetermined, r.TempErr = []Outcome{NotFound, Forged}, firstErr(a.err, mxErr)
+		if isSender {
+			r.Undetermined = []Outcome{NotFound, NoMX, NullMX, Forged}
+		}
 		return
 	}
 	if isSender {
 		if mxErr != nil {
-			r.Undetermined, r.TempErr = append(r.Undetermined, NoMX), mxErr
+			// The MX answer would have told whether there is an MX and
+			// whether it is a null MX (RFC 7505): both stay open, so a
+			// null_mx = reject defers instead of accepting.
+			r.Undetermined, r.TempErr = append(r.Undetermined, NoMX, NullMX), mxErr
 		} else if len(hosts) == 0 {
 			r.Outcomes = append(r.Outcomes, NoMX)
 		}

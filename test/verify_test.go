@@ -85,6 +85,10 @@ reverse = %q
 		if ars != 1 || strings.Contains(got, "forged by the sender") {
 			t.Fatalf("want exactly our Authentication-Results, got %d:\n%s", ars, got)
 		}
+		// RFC 8601 §5: above the trace header Postfix added for this hop.
+		if ar, rcvd := strings.Index(got, "\nAuthentication-Results: mx.local.test"), strings.Index(got, "\nReceived: "); ar < 0 || rcvd < 0 || ar > rcvd {
+			t.Fatalf("Authentication-Results is not above this hop's Received header:\n%s", got)
+		}
 		for _, want := range []string{"dkim=pass header.d=sender.test header.s=k1", "spf=pass smtp.mailfrom=sam@sender.test", "dmarc=pass (p=reject dis=none) header.from=sender.test", "iprev=pass policy.iprev=192.0.2.10"} {
 			if !strings.Contains(got, want) {
 				t.Errorf("no %q in\n%s", want, got)

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"vouch/internal/dnstest"
+	"vouch/internal/testutil"
 	"vouch/signer"
 )
 
@@ -50,10 +51,10 @@ func dkimpySign(t testing.TB, raw, domain, selector, keyData, alg, canon string,
 	t.Helper()
 	const py = `/usr/bin/python3`
 	if _, err := os.Stat(py); err != nil {
-		t.Skip("no /usr/bin/python3")
+		testutil.Require(t, "/usr/bin/python3")
 	}
 	if err := exec.Command(py, "-c", "import dkim").Run(); err != nil {
-		t.Skip("python3-dkim is not installed")
+		testutil.Require(t, "python3-dkim (apt-get install python3-dkim)")
 	}
 	script := `
 import sys, dkim
