@@ -150,7 +150,11 @@ func TestGuardFraming(t *testing.T) {
 // guardReference is what the guard must hand on from in: whole packets
 // and the valid beginning of the last one, up to the first packet whose
 // length is refused; a packet is handed on once its command byte is there.
+// In a header packet ("L" name NUL value NUL) a NUL inside the value
+// becomes a space, and a complete such packet is followed by the marker
+// header packet (nulheader.go).
 func guardReference(in []byte) []byte {
+	var out []byte
 	n, pos := 0, 0
 	for len(in)-pos >= 5 {
 		length := int64(binary.BigEndian.Uint32(in[pos:]))
@@ -158,9 +162,28 @@ func guardReference(in []byte) []byte {
 			break
 		}
 		n++
-		pos = min(len(in), pos+4+int(length))
+		end := min(len(in), pos+4+int(length))
+		pkt := append([]byte(nil), in[pos:end]...)
+		if pkt[4] == 'L' {
+			last := 4 + int(length) - 1 // the final NUL, if it came
+			replaced := false
+			if i := bytes.IndexByte(pkt[5:], 0); i >= 0 {
+				for j := 5 + i + 1; j < len(pkt) && j < last; j++ {
+					if pkt[j] == 0 {
+						pkt[j], replaced = ' ', true
+					}
+				}
+			}
+			if replaced && end == pos+4+int(length) {
+				marker := "L" + nulHeaderName + "\x00\x00"
+				pkt = binary.BigEndian.AppendUint32(pkt, uint32(len(marker)))
+				pkt = append(pkt, marker...)
+			}
+		}
+		out = append(out, pkt...)
+		pos = end
 	}
-	return in[:pos]
+	return out
 }
 
 // FuzzGuardFraming: for any byte stream, the guard hands on exactly the
@@ -180,6 +203,7 @@ func FuzzGuardFraming(f *testing.F) {
 		srv := &Server{budget: newBudget(1 << 20)}
 		out, g, err := readLikeGoMilter(in, srv)
 		if want := guardReference(in); !bytes.Equal(out, want) {
+			t.Logf("got  %q\nwant %q", out, want)
 			t.Fatalf("handed on %d bytes, the reference %d (err %v)", len(out), len(want), err)
 		}
 		for n, pos := 0, 0; pos+4 <= len(out); n++ {
