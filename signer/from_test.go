@@ -3,15 +3,17 @@ package signer
 import (
 	"strings"
 	"testing"
+
+	"vouch/internal/mailtext"
 )
 
 func TestFromAddress(t *testing.T) {
-	from := func(v string) []Header {
-		return []Header{{"Received", " from x"}, {"From", v}, {"To", " b@remote.test"}}
+	from := func(v string) []mailtext.Header {
+		return []mailtext.Header{{"Received", " from x"}, {"From", v}, {"To", " b@remote.test"}}
 	}
 	tests := []struct {
 		name          string
-		headers       []Header
+		headers       []mailtext.Header
 		local, domain string
 		err           string
 	}{
@@ -35,9 +37,9 @@ func TestFromAddress(t *testing.T) {
 		{"empty group", from(" undisclosed-recipients:;"), "", "", "From has 0 addresses"},
 		{"group with two members", from(" Team: a@example.com, b@example.com;"), "", "", "From has 2 addresses"},
 		{"two addresses", from(" a@example.com, b@example.org"), "", "", "From has 2 addresses"},
-		{"two From headers", append(from(" a@example.com"), Header{"from", " b@example.com"}), "", "", "2 From headers"},
-		{"no From", []Header{{"Subject", " x"}, {"Sender", " s@example.com"}}, "", "", "no From header"},
-		{"From name any case", []Header{{"FROM", " a@example.com"}}, "a", "example.com", ""},
+		{"two From headers", append(from(" a@example.com"), mailtext.Header{"from", " b@example.com"}), "", "", "2 From headers"},
+		{"no From", []mailtext.Header{{"Subject", " x"}, {"Sender", " s@example.com"}}, "", "", "no From header"},
+		{"From name any case", []mailtext.Header{{"FROM", " a@example.com"}}, "a", "example.com", ""},
 		{"unclosed quote", from(` "Unclosed <alice@example.com>`), "alice", "example.com", ""},
 		{"unbalanced quotes around name", from(` Alice "the" "Boss <boss@example.com>`), "boss", "example.com", ""},
 		{"broken name, last angle address wins", from(` "a@evil.test" <x <alice@example.com>`), "alice", "example.com", ""},

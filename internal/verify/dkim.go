@@ -9,7 +9,6 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"vouch/internal/mailtext"
-	"vouch/signer"
 )
 
 // DefaultMaxSignatures is how many DKIM signatures of one message are
@@ -88,7 +87,7 @@ func NewDKIM(lookup func(string) ([]string, error), maxSigs int) *DKIMStream {
 // as the MTA gave them (value after the colon byte for byte, folded with
 // bare LF). Without a DKIM-Signature there is nothing to verify and the
 // body is ignored. Call it once.
-func (d *DKIMStream) WriteHeaders(headers []signer.Header) {
+func (d *DKIMStream) WriteHeaders(headers []mailtext.Header) {
 	if d.started || d.closed {
 		return
 	}

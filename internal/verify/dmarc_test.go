@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"vouch/internal/dnstest"
+	"vouch/internal/mailtext"
 	"vouch/internal/resolver"
-	"vouch/signer"
 )
 
 func TestOrgDomain(t *testing.T) {
@@ -269,18 +269,18 @@ func TestEvaluateDMARC(t *testing.T) {
 	}
 }
 
-func hdrs(lines ...string) []signer.Header {
-	var hs []signer.Header
+func hdrs(lines ...string) []mailtext.Header {
+	var hs []mailtext.Header
 	for _, l := range lines {
 		n, v, _ := strings.Cut(l, ":")
-		hs = append(hs, signer.Header{Name: n, Value: v})
+		hs = append(hs, mailtext.Header{Name: n, Value: v})
 	}
 	return hs
 }
 
 func TestFromDomains(t *testing.T) {
 	cases := []struct {
-		headers []signer.Header
+		headers []mailtext.Header
 		want    []string
 		err     string
 	}{
@@ -330,7 +330,7 @@ func TestCheckDMARC(t *testing.T) {
 
 	cases := []struct {
 		name   string
-		from   []signer.Header
+		from   []mailtext.Header
 		dkim   []DKIMResult
 		spf    SPFResult
 		status Status
