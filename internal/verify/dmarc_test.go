@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -278,42 +279,6 @@ func hdrs(lines ...string) []mailtext.Header {
 	return hs
 }
 
-func TestFromDomains(t *testing.T) {
-	cases := []struct {
-		headers []mailtext.Header
-		want    []string
-		err     string
-	}{
-		{hdrs("From: Alice <alice@Example.COM>"), []string{"example.com"}, ""},
-		{hdrs("From: alice@example.com"), []string{"example.com"}, ""},
-		{hdrs("from:  \"Smith, A\" <a@example.com>"), []string{"example.com"}, ""},
-		{hdrs("From: =?utf-8?q?J=C3=BCrgen?= <j@example.com>"), []string{"example.com"}, ""},
-		{hdrs("From: a@example.com, b@example.com"), []string{"example.com"}, ""},
-		{hdrs("From: a@example.com, b@example.net"), []string{"example.com", "example.net"}, ""},
-		{hdrs("From: a@example.com", "Subject: x", "From: b@example.org"), []string{"example.com", "example.org"}, ""},
-		{hdrs("From: Broken \"quote <a@example.com>"), []string{"example.com"}, ""},
-		{hdrs("From: a@bücher.example"), []string{"xn--bcher-kva.example"}, ""},
-		{hdrs("From: friends: a@example.com, b@example.org;"), []string{"example.com", "example.org"}, ""},
-		{hdrs("Subject: no from"), nil, "no From header"},
-		{hdrs("From: undisclosed-recipients:;"), nil, "no address in From"},
-		{hdrs("From: not an address"), nil, "cannot parse From"},
-		{hdrs("From: a@[192.0.2.1]"), nil, "not a valid domain"},
-		{hdrs("From: a@localhost"), nil, "not a valid domain"},
-	}
-	for _, tc := range cases {
-		got, err := FromDomains(tc.headers)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%v: %v %v, want error %q", tc.headers, got, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("%v: %v %v, want %v", tc.headers, got, err, tc.want)
-		}
-	}
-}
-
 // TestCheckDMARC runs discovery and evaluation together, over a real DNS
 // server, with the From cases of RFC 7489 §6.6.1.
 func TestCheckDMARC(t *testing.T) {
@@ -351,6 +316,14 @@ func TestCheckDMARC(t *testing.T) {
 		{"strictest failing policy wins", hdrs("From: b@example.org, a@example.com"), nil, SPFResult{}, Fail, "example.com", DispReject},
 		{"one without a record", hdrs("From: a@example.com, b@example.net"), dk, SPFResult{}, None, "example.net", ""},
 		{"both pass", hdrs("From: a@example.com, b@mail.example.com"), dk, SPFResult{}, Pass, "example.com", DispNone},
+		// An invalid domain beside others is permerror beside them, not
+		// instead of them: it cannot hide a p=reject.
+		{"invalid domain beside a failing one", hdrs("From: x@localhost, a@example.com"), nil, SPFResult{}, Fail, "example.com", DispReject},
+		{"invalid domain beside a passing one", hdrs("From: a@example.com", "From: <x@../planted/x>"), dk, SPFResult{}, PermError, "", ""},
+		{"only an invalid domain", hdrs("From: <a@../../../../somewhere/x>"), dk, SPFResult{}, PermError, "", ""},
+		{"no address", hdrs("From: undisclosed-recipients:;"), dk, SPFResult{}, PermError, "", ""},
+		{"five domains are evaluated", hdrs("From: a@example.com, b@a.example, c@b.example, d@c.example, e@d.example"), dk, SPFResult{}, None, "a.example", ""},
+		{"six domains are a failure with p=reject", hdrs("From: a@example.com, b@a.example, c@b.example, d@c.example, e@d.example, f@e.example"), dk, SPFResult{}, Fail, "example.com", DispReject},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -362,5 +335,47 @@ func TestCheckDMARC(t *testing.T) {
 				t.Error("no reason")
 			}
 		})
+	}
+}
+
+// TestCheckDMARCBoundsLookups: one 79 KB From field naming thousands of
+// domains caused 5,000 TXT lookups (issue 12). Only MaxFromDomains
+// domains are ever looked up, two lookups each at most; more is a
+// failure without a lookup.
+func TestCheckDMARCBoundsLookups(t *testing.T) {
+	srv, res := newZone(t, txtRecord("_dmarc.example.com", "v=DMARC1; p=reject"))
+	ctx := context.Background()
+	from := func(n int) []mailtext.Header {
+		addrs := make([]string, n)
+		for i := range addrs {
+			addrs[i] = fmt.Sprintf("u@d%d.example.net", i)
+		}
+		return hdrs("From: " + strings.Join(addrs, ", "))
+	}
+	huge := from(4200)
+	if n := len(huge[0].Value); n < 79_000 {
+		t.Fatalf("From is %d bytes", n)
+	}
+	for _, tc := range []struct {
+		name       string
+		headers    []mailtext.Header
+		maxQueries int
+		status     Status
+	}{
+		{"79 KB From", huge, 0, Fail},
+		{"six domains", from(MaxFromDomains + 1), 0, Fail},
+		{"five domains", from(MaxFromDomains), 2 * MaxFromDomains, None},
+	} {
+		before := srv.Queries()
+		got := CheckDMARC(ctx, res, tc.headers, nil, SPFResult{}, nil)
+		if q := srv.Queries() - before; q > tc.maxQueries {
+			t.Errorf("%s: %d DNS queries, want at most %d", tc.name, q, tc.maxQueries)
+		}
+		if got.Status != tc.status || got.Status == Fail && got.Disposition != DispReject {
+			t.Errorf("%s: %+v, want %s", tc.name, got, tc.status)
+		}
+		if len(got.Reason) > 300 {
+			t.Errorf("%s: reason of %d bytes", tc.name, len(got.Reason))
+		}
 	}
 }
