@@ -90,9 +90,9 @@ func TestAuthorDomain(t *testing.T) {
 	for in, want := range map[string]string{
 		"example.com": "example.com", "Mail.Example.COM.": "mail.example.com", "bücher.example": "xn--bcher-kva.example",
 		"例え.テスト": "xn--r8jz45g.xn--zckzah", "a\u3002example.com": "a.example.com",
-		strings.Repeat("a", 63) + ".com": strings.Repeat("a", 63) + ".com",
+		strings.Repeat("a", 63) + ".com":  strings.Repeat("a", 63) + ".com",
 		strings.Repeat("a.", 126) + "com": strings.Repeat("a.", 126) + "com", // 255 octets: too long
-		"": "", ".": "", "example.com..": "", "../x": "", "a/b.com": "", "a b.com": "", "xn--zz.example": "",
+		"":                                "", ".": "", "example.com..": "", "../x": "", "a/b.com": "", "a b.com": "", "xn--zz.example": "",
 		"ab--cd.example": "", "1.2.3.4": "", "example": "", "a_b.example": "", "a%b.example": "",
 	} {
 		if len(want) > maxDomain {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"unicode"
 
 	"github.com/emersion/go-msgauth/dkim"
 
@@ -251,13 +250,16 @@ func parseSignatureTags(v string) DKIMResult {
 	return r
 }
 
+// stripSpace removes folding white space (RFC 6376 §2.8: SP, HTAB, CR,
+// LF), byte by byte: a value with bad UTF-8 stays as it is.
 func stripSpace(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) {
-			return -1
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			b.WriteByte(c)
 		}
-		return r
-	}, s)
+	}
+	return b.String()
 }
 
 // writeHeaderValue writes a header value with every bare LF turned into

@@ -379,3 +379,53 @@ func TestCheckDMARCBoundsLookups(t *testing.T) {
 		}
 	}
 }
+
+// formatDMARC writes a parsed record back as a DMARC record.
+func formatDMARC(r *DMARCRecord) string {
+	s := fmt.Sprintf("v=DMARC1; p=%s; adkim=%s; aspf=%s; pct=%d", r.Policy, r.ADKIM, r.ASPF, r.Pct)
+	if r.SubdomainPolicy != "" {
+		s += "; sp=" + string(r.SubdomainPolicy)
+	}
+	if len(r.RUA) > 0 {
+		s += "; rua=" + strings.Join(r.RUA, ",")
+	}
+	if len(r.RUF) > 0 {
+		s += "; ruf=" + strings.Join(r.RUF, ",")
+	}
+	return s
+}
+
+// FuzzParseDMARC: a record that parses has a policy among none,
+// quarantine and reject, sp= empty or one of them, adkim and aspf r or s,
+// pct in 0..100, and written back it parses to the same record without
+// warnings. The record comes from the sender's DNS.
+func FuzzParseDMARC(f *testing.F) {
+	for _, s := range []string{
+		"v=DMARC1; p=reject", "v=DMARC1;p=quarantine;sp=none;adkim=s;aspf=s;pct=20;rua=mailto:a@example.com,mailto:b@example.com!10m;ruf=mailto:f@example.com",
+		" v = DMARC1 ; P = Reject ; ", "v=DMARC1; p=none; pct=150; adkim=x; fo=1", "v=DMARC1; rua=mailto:r@example.com",
+		"v=DMARC1; p=reject; sp=bogus; rua=mailto:r@example.com", "v=DMARC1; p=reject; p=none", "v=DMARC1; p=none; pct=-0; rua= , ,x=y",
+		"v=spf1 -all", "v=DMARC1; p=reject; pct=+5",
+	} {
+		f.Add(s)
+	}
+	valid := func(d Disposition) bool { return d == DispNone || d == DispQuarantine || d == DispReject }
+	f.Fuzz(func(t *testing.T, txt string) {
+		r, err := ParseDMARC(txt)
+		if err != nil {
+			if r != nil {
+				t.Fatalf("%q: a record and an error", txt)
+			}
+			return
+		}
+		if !valid(r.Policy) || r.SubdomainPolicy != "" && !valid(r.SubdomainPolicy) || r.Pct < 0 || r.Pct > 100 ||
+			(r.ADKIM != "r" && r.ADKIM != "s") || (r.ASPF != "r" && r.ASPF != "s") {
+			t.Fatalf("%q: %+v", txt, *r)
+		}
+		out := formatDMARC(r)
+		again, err := ParseDMARC(out)
+		if err != nil || len(again.Warnings) > 0 || again.Policy != r.Policy || again.SubdomainPolicy != r.SubdomainPolicy ||
+			again.ADKIM != r.ADKIM || again.ASPF != r.ASPF || again.Pct != r.Pct || !slices.Equal(again.RUA, r.RUA) || !slices.Equal(again.RUF, r.RUF) {
+			t.Fatalf("%q: parsed %+v\nwritten %q\nparsed again %+v, %v", txt, *r, out, again, err)
+		}
+	})
+}
