@@ -1,6 +1,8 @@
 // Package mailtext holds the small text rules of mail that several parts
-// of vouch apply alike: line ends, author addresses, domain-name syntax,
-// and making client-supplied text safe for logs and replies.
+// of vouch apply alike: header fields as the MTA hands them over, line
+// ends, author addresses and their domains (one rule for signing and
+// DMARC), domain-name syntax, and making client-supplied text safe and
+// short for logs and replies. It imports no other vouch package.
 package mailtext
 
 import (
