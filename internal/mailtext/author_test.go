@@ -1,7 +1,6 @@
 package mailtext
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -138,10 +137,4 @@ func FuzzAuthors(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestErrNoAuthor(t *testing.T) {
-	if !errors.Is(ErrNoAuthor, ErrNoAuthor) || ErrNoAuthor.Error() != "no From header" {
-		t.Fatal(ErrNoAuthor)
-	}
 }
