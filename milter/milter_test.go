@@ -245,6 +245,10 @@ func TestTrustDecisions(t *testing.T) {
 		{"two From headers", "10.9.9.9", "", "From: a@example.test\nFrom: b@example.test\nSubject: x\n\nx\n", false, "2 From headers"},
 		{"two addresses", "10.9.9.9", "", "From: a@example.test, b@example.test\nSubject: x\n\nx\n", false, "From has 2 addresses"},
 		{"no From", "10.9.9.9", "", "Subject: x\n\nx\n", false, "no From header"},
+		// Issue 12: an invalid author domain is not signed, and the log
+		// line says why without repeating a 40 KB value.
+		{"path as From domain", "10.9.9.9", "", "From: <a@../planted/x>\nSubject: x\n\nx\n", false, `From domain \"../planted/x\" is not a valid domain name`},
+		{"40 KB From domain", "10.9.9.9", "", "From: <a@" + strings.Repeat("a.", 20000) + "test>\nSubject: x\n\nx\n", false, "is 40004 octets long (at most 253)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,7 +268,12 @@ func TestTrustDecisions(t *testing.T) {
 			if signed {
 				tb.verify(t, mtaclient.Render(r.Headers, body))
 			} else if !strings.Contains(tb.logs.String(), "qid="+qid) || !strings.Contains(tb.logs.String(), tc.logReason) {
-				t.Fatalf("log does not give the reason %q:\n%s", tc.logReason, tb.logs.String())
+				t.Fatalf("log does not give the reason %q:\n%.3000s", tc.logReason, tb.logs.String())
+			}
+			for _, line := range strings.Split(tb.logs.String(), "\n") {
+				if strings.Contains(line, "qid="+qid+" ") && len(line) > 1000 {
+					t.Fatalf("log line of %d bytes: %.300s", len(line), line)
+				}
 			}
 		})
 	}

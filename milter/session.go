@@ -11,6 +11,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/metrics"
 	"vouch/internal/verify"
 	"vouch/policy"
@@ -38,7 +39,7 @@ type session struct {
 	rcpts        []string
 	auth         string // SASL login, or "" when not authenticated
 	decision     *policy.Decision
-	headers      []signer.Header
+	headers      []mailtext.Header
 	hdrBytes     int
 	arIndexes    []int // 1-based indexes of our-id Authentication-Results headers
 	arCount      int
@@ -261,7 +262,7 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 		s.fail("header_limit", fmt.Sprintf("header block larger than %d bytes", s.env.MaxHeaders))
 		return gomilter.RespContinue, nil
 	}
-	s.headers = append(s.headers, signer.Header{Name: name, Value: value})
+	s.headers = append(s.headers, mailtext.Header{Name: name, Value: value})
 	if strings.EqualFold(name, "Authentication-Results") {
 		s.arCount++
 		if s.authID != "" && verify.ClaimsAuthServID(value, s.authID) {
@@ -505,8 +506,8 @@ func (s *session) recordDecision(d policy.Decision) {
 		}
 	}
 	attrs := []slog.Attr{
-		slog.String("ip", s.ip.String()), slog.String("client", s.client), slog.String("helo", s.helo),
-		slog.String("sender", s.sender), slog.String("action", d.Action.String()),
+		slog.String("ip", s.ip.String()), slog.String("client", s.client), slog.String("helo", mailtext.Printable(s.helo)),
+		slog.String("sender", mailtext.Printable(s.sender)), slog.String("action", d.Action.String()),
 	}
 	if d.Exemption != "" {
 		attrs = append(attrs, slog.String("exempt", d.Exemption))

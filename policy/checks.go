@@ -60,7 +60,7 @@ func checkHELO(ctx context.Context, res *resolver.Resolver, ip netip.Addr, helo 
 	}
 	name := strings.TrimSuffix(strings.ToLower(helo), ".")
 	if !mailtext.ValidDomain(name) {
-		r.note("HELO %q is not a fully qualified domain name", helo)
+		r.note("HELO %q is not a fully qualified domain name", mailtext.Printable(helo))
 		r.Outcomes = []Outcome{Invalid}
 		return r
 	}
@@ -84,7 +84,7 @@ func checkSender(ctx context.Context, res *resolver.Resolver, ip netip.Addr, sen
 		return r
 	}
 	if !mailtext.ValidDomain(domain) {
-		r.note("sender domain %q is not a valid domain name", domain)
+		r.note("sender domain %q is not a valid domain name", mailtext.Printable(domain))
 		r.Outcomes = []Outcome{NotFound}
 		return r
 	}

@@ -229,7 +229,7 @@ func (t *ldapTables) key(name, fromDomain, referrer string) (*Key, error) {
 			}
 		}
 		if !fromDomainDependent(e.row) {
-			e.key, e.err = t.load(e.row, e.row.domain)
+			e.key, e.err = t.load(e.row, "")
 		}
 		return e, nil
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/mtaclient"
 	"vouch/signer"
 )
@@ -28,9 +29,9 @@ func signAs(t testing.TB, keyPath, domain, selector, raw string) string {
 		t.Fatalf("no key: %v", err)
 	}
 	hs, body := mtaclient.Split([]byte(raw))
-	headers := make([]signer.Header, len(hs))
+	headers := make([]mailtext.Header, len(hs))
 	for i, h := range hs {
-		headers[i] = signer.Header{Name: h.Name, Value: h.Value}
+		headers[i] = mailtext.Header{Name: h.Name, Value: h.Value}
 	}
 	m, err := sg.NewMessage(reqs, headers)
 	if err != nil {
