@@ -11,6 +11,9 @@
 // never held in memory). A sample of the signatures is verified with
 // go-msgauth against the given public keys, without DNS, after the load.
 //
+// With -peer noop|naive it runs a reference milter instead (peer.go), to
+// measure against in the same run.
+//
 // With -dns-serve ZONEFILE it runs a small DNS server (UDP and TCP on
 // 127.0.0.1, random port unless -dns-listen) serving the zone's records,
 // prints its address and runs until killed.
@@ -106,6 +109,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	jsonFile := fs.String("json", "", "also write the JSON report to this file")
 	dnsServe := fs.String("dns-serve", "", "run a DNS server for this zone file instead of a load")
 	dnsAddrFile := fs.String("dns-addr-file", "", "with -dns-serve: write the server's address (127.0.0.1:PORT) to this file")
+	peer := fs.String("peer", "", "run a reference milter instead of a load: noop (accepts everything: the protocol's ceiling) or naive (buffers and signs with go-msgauth, no checks)")
+	peerListen := fs.String("peer-listen", "127.0.0.1:0", "with -peer: HOST:PORT or unix:/path; the address is printed")
+	peerKey := fs.String("peer-key", "", "with -peer naive: the PEM private key to sign with (-domain, -selector)")
+	selector := fs.String("selector", "mail", "with -peer naive or -presign: the selector")
+	presign := fs.String("presign", "", "sign every message with this PEM private key (Ed25519 keeps the client cheap) as d=-domain s=-selector before sending it: inbound verification load")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -115,6 +123,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *dnsServe != "" {
 		return serveDNS(*dnsServe, *dnsAddrFile, stdout, stderr)
+	}
+	if *peer != "" {
+		return runPeer(*peer, *peerListen, *peerKey, *domain, *selector, stdout, stderr)
 	}
 	if *expect != ExpectSign && *expect != ExpectAccept {
 		fmt.Fprintf(stderr, "milterbench: -expect %q: want sign or accept\n", *expect)
@@ -145,6 +156,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.Label == "" {
 		cfg.Label = cfg.Socket
+	}
+	if *presign != "" {
+		k, err := loadSigningKey(*presign)
+		if err != nil {
+			fmt.Fprintf(stderr, "milterbench: -presign: %v\n", err)
+			return 2
+		}
+		cfg.Presign = NewPresigner(k, *domain, *selector)
 	}
 	if len(keys) > 0 {
 		cfg.Verifier = &Verifier{Keys: keys}

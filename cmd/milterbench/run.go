@@ -46,6 +46,7 @@ type Config struct {
 	RSSEvery    time.Duration
 	Timeout     time.Duration // per milter read/write
 	Label       string
+	Presign     *Presigner // nil: messages are sent unsigned
 }
 
 // Latency percentiles in milliseconds.
@@ -295,6 +296,16 @@ func (w *worker) loop(client *gomilter.Client, cfg *Config, more func() (uint64,
 		for n := 0; ; n++ {
 			spec := cfg.Corpus.Spec(idx)
 			msg := spec.Message(cfg.ClientIP, cfg.ClientName, cfg.HELO, cfg.Auth, cfg.Corpus.Rcpt)
+			if cfg.Presign != nil {
+				// Before t0: the signing is the remote sender's work, not
+				// the milter's.
+				h, err := cfg.Presign.Sign(msg.Headers, spec.Body())
+				if err != nil {
+					w.fail("presign", err.Error())
+					break
+				}
+				msg.Headers = h
+			}
 			t0 := time.Now()
 			stage := "eom"
 			var res *mtaclient.Result
