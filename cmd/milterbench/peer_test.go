@@ -35,7 +35,9 @@ func TestPeers(t *testing.T) {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
-			go func() { done <- servePeer(ln, PeerConfig{Kind: tc.peer, Domain: "example.com", Selector: "mail", Key: key}) }()
+			go func() {
+				done <- servePeer(ln, PeerConfig{Kind: tc.peer, Domain: "example.com", Selector: "mail", Key: key})
+			}()
 			defer func() {
 				ln.Close()
 				if err := <-done; err != nil {
