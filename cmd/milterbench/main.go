@@ -17,6 +17,9 @@
 // reconnecting when the milter closes it: with -pid, the milter's memory
 // under that flood and whether ordinary mail still gets through.
 //
+// With -peer noop|naive it runs a reference milter instead (peer.go), to
+// measure against in the same run.
+//
 // With -dns-serve ZONEFILE it runs a small DNS server (UDP and TCP on
 // 127.0.0.1, random port unless -dns-listen) serving the zone's records,
 // prints its address and runs until killed.
@@ -115,6 +118,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	floodLen := fs.String("flood-length", "4MiB", "packet length the flooding connections announce")
 	dnsServe := fs.String("dns-serve", "", "run a DNS server for this zone file instead of a load")
 	dnsAddrFile := fs.String("dns-addr-file", "", "with -dns-serve: write the server's address (127.0.0.1:PORT) to this file")
+	peer := fs.String("peer", "", "run a reference milter instead of a load: noop (accepts everything: the protocol's ceiling) or naive (buffers and signs with go-msgauth, no checks)")
+	peerListen := fs.String("peer-listen", "127.0.0.1:0", "with -peer: HOST:PORT or unix:/path; the address is printed")
+	peerKey := fs.String("peer-key", "", "with -peer naive: the PEM private key to sign with (-domain, -selector)")
+	selector := fs.String("selector", "mail", "with -peer naive or -presign: the selector")
+	presign := fs.String("presign", "", "sign every message with this PEM private key (Ed25519 keeps the client cheap) as d=-domain s=-selector before sending it: inbound verification load")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -124,6 +132,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *dnsServe != "" {
 		return serveDNS(*dnsServe, *dnsAddrFile, stdout, stderr)
+	}
+	if *peer != "" {
+		return runPeer(*peer, *peerListen, *peerKey, *domain, *selector, stdout, stderr)
 	}
 	if *expect != ExpectSign && *expect != ExpectAccept {
 		fmt.Fprintf(stderr, "milterbench: -expect %q: want sign or accept\n", *expect)
@@ -159,6 +170,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.Label == "" {
 		cfg.Label = cfg.Socket
+	}
+	if *presign != "" {
+		k, err := loadSigningKey(*presign)
+		if err != nil {
+			fmt.Fprintf(stderr, "milterbench: -presign: %v\n", err)
+			return 2
+		}
+		cfg.Presign = NewPresigner(k, *domain, *selector)
 	}
 	if len(keys) > 0 {
 		cfg.Verifier = &Verifier{Keys: keys}

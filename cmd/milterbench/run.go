@@ -46,9 +46,10 @@ type Config struct {
 	RSSEvery    time.Duration
 	Timeout     time.Duration // per milter read/write
 	Label       string
-	Flood       int    // hostile connections kept open meanwhile (see flood); 0: none
-	FloodStage  string // FloodOptneg or FloodHeader
-	FloodLength int64  // the packet length each announces
+	Flood       int        // hostile connections kept open meanwhile (see flood); 0: none
+	FloodStage  string     // FloodOptneg or FloodHeader
+	FloodLength int64      // the packet length each announces
+	Presign     *Presigner // nil: messages are sent unsigned
 }
 
 // Latency percentiles in milliseconds.
@@ -307,6 +308,16 @@ func (w *worker) loop(client *gomilter.Client, cfg *Config, more func() (uint64,
 		for n := 0; ; n++ {
 			spec := cfg.Corpus.Spec(idx)
 			msg := spec.Message(cfg.ClientIP, cfg.ClientName, cfg.HELO, cfg.Auth, cfg.Corpus.Rcpt)
+			if cfg.Presign != nil {
+				// Before t0: the signing is the remote sender's work, not
+				// the milter's.
+				h, err := cfg.Presign.Sign(msg.Headers, spec.Body())
+				if err != nil {
+					w.fail("presign", err.Error())
+					break
+				}
+				msg.Headers = h
+			}
 			t0 := time.Now()
 			stage := "eom"
 			var res *mtaclient.Result
