@@ -226,7 +226,7 @@ keys:x:970:root,vouch
 		{"group has another member", node{0o440, 0, 960}, node{0o755, 0, 0}, "user mallory is a member of that group"},
 		{"group of root and the service user", node{0o640, 0, 970}, node{0o755, 0, 0}, ""},
 		{"group of a missing gid", node{0o640, 0, 4242}, node{0o755, 0, 0}, "group 4242 is not in"},
-		{"owned by another user", node{0o600, 1000, 1000}, node{0o755, 0, 0}, "owned by uid 1000, not by root (nor is it safe for the service user vouch)"},
+		{"owned by another user", node{0o600, 1000, 1000}, node{0o755, 0, 0}, "owned by uid 1000, not by root; nor is it safe for the service user vouch"},
 		{"owned by the service user", node{0o600, 900, 900}, node{0o700, 900, 900}, ""},
 		{"root:vouch 0640, Debian's layout", node{0o640, 0, 900}, node{0o750, 0, 900}, ""},
 		{"directory writable by others", node{0o600, 0, 0}, node{0o777, 0, 0}, "is writable by others (mode 0777)"},

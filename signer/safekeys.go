@@ -144,7 +144,7 @@ func unsafeKeyPath(path string, fi os.FileInfo) string {
 		}
 	}
 	if len(also) > 0 {
-		reason += fmt.Sprintf(" (nor is it safe for the service user %s)", strings.Join(also, " or "))
+		reason += fmt.Sprintf("; nor is it safe for the service user %s", strings.Join(also, " or "))
 	}
 	return reason
 }
