@@ -307,3 +307,47 @@ Syslog			no
 	})
 	z.verifyAll(t, send(v.addr()))
 }
+
+// TestRootChecksServiceUserKey: root running `vouch serve -check`,
+// `testkey` and `check` accepts a key the service user owns (0600, in a
+// directory of root's), as the daemon running as that user will; and
+// `vouch explain`, which signs nothing, works whatever the keys are.
+func TestRootChecksServiceUserKey(t *testing.T) {
+	base := safeKeysBase(t)
+	svc := serviceUser(t)
+	z := newZone(t, "example.com. 300 IN TXT \"v=spf1 -all\"", "_dmarc.example.com. 300 IN TXT \"v=DMARC1; p=reject\"")
+	key := z.genkey(t, filepath.Join(base, "keys"), "example.com", "sel", "rsa")
+	chownMod(t, key, int(svc.Uid), int(svc.Gid), 0o600)
+	cfg := filepath.Join(base, "vouch.toml")
+	signing := fmt.Sprintf("[dns]\nservers = [%q]\ntimeout = \"1s\"\n[screen]\nenabled = false\n[signing]\ninternal_hosts = [\"127.0.0.1\"]\n[[signing.key]]\ndomain = \"example.com\"\nselector = \"sel\"\nprivate_key = %q\n", z.Addr, key)
+	write(t, cfg, signing)
+	for _, args := range [][]string{
+		{"serve", "-check", "-config", cfg},
+		{"testkey", "-config", cfg},
+		{"check", "-config", cfg, "example.com"},
+	} {
+		out, err := runVouch(args...)
+		if strings.Contains(out, "owned by uid") || strings.Contains(out, "require_safe_keys") {
+			t.Errorf("vouch %s refuses the service user's key:\n%s", args[0], out)
+		}
+		if args[0] != "check" && err != nil {
+			t.Errorf("vouch %s: %v\n%s", args[0], err, out)
+		}
+		if status := exitStatus(err); args[0] == "check" && status == 3 {
+			t.Errorf("vouch check: configuration error:\n%s", out)
+		}
+	}
+
+	// explain loads no key: a missing or unsafe one changes nothing.
+	chownMod(t, key, 1, 1, 0o644) // user daemon's, readable by all
+	for name, content := range map[string]string{
+		"unsafe":  signing,
+		"missing": strings.Replace(signing, key, key+".missing", 1),
+	} {
+		write(t, cfg, content)
+		out, err := runVouch("explain", "-config", cfg, "-ip", "127.0.0.1")
+		if err != nil || !strings.Contains(out, "internal host (signing.internal_hosts entry 127.0.0.1/32)") {
+			t.Errorf("explain with a %s key: %v\n%s", name, err, out)
+		}
+	}
+}
