@@ -603,7 +603,7 @@ func TestNewErrors(t *testing.T) {
 		{"ldap password without bind DN", Config{KeyTable: "ldap://127.0.0.1:1/?a,b,c", LDAPBindPassword: "secret"}, "no ldap_bind_dn"},
 		{"ldap bind DN without password", Config{KeyTable: "ldap://127.0.0.1:1/?a,b,c", LDAPBindDN: "cn=x"}, `signing.ldap_bind_dn "cn=x" has no password`},
 		{"ldap signing table without key table", Config{SigningTable: "ldap://127.0.0.1:1/?a?sub?(x=$d)"}, "needs signing.key_table"},
-		{"hosts file", Config{InternalHostsFile: writeFile(t, dir, "hosts", "10.0.0.0/8\n300.1.2.3/8\n", 0o644)}, dir + "/hosts:2: bad network"},
+		{"hosts file", Config{InternalHostsFile: dir + "/missing-hosts"}, "internal hosts: "},
 	}
 	for _, tc := range tests {
 		tc.cfg.Headers = []string{"From"}
