@@ -178,3 +178,34 @@ func TestHostListIgnored(t *testing.T) {
 		t.Fatal("missing file accepted")
 	}
 }
+
+// FuzzHostEntry adds one InternalHosts entry and checks: it is used or
+// warned about, never both; an address entry matches its own address; a
+// "!" entry alone never makes anything match.
+func FuzzHostEntry(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "!10.0.0.5", "192.0.2.1", "[198.51.100.1]", "[203.0.113.0]/24", "2001:db8::/32", "::ffff:10.1.2.3", ".example.com", "mail.example.com", "*.example.com", "10.1.2.3/8", "!", "a b", "fe80::1%eth0"} {
+		f.Add(s, "mail.example.com", []byte{10, 0, 0, 5})
+	}
+	f.Fuzz(func(t *testing.T, entry, host string, ipBytes []byte) {
+		h, err := ParseHostEntries("fuzz", []string{entry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Len()+len(h.Warnings()) != 1 {
+			t.Fatalf("%q: %d used, warnings %q", entry, h.Len(), h.Warnings())
+		}
+		ip, _ := netip.AddrFromSlice(ipBytes)
+		if h.Len() == 1 {
+			e := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(entry), "["), "]")
+			if own, err := netip.ParseAddr(e); err == nil {
+				if ok, _ := h.Match("", own); !ok {
+					t.Fatalf("%q does not match its own address %s", entry, own)
+				}
+			}
+		}
+		neg, _ := ParseHostEntries("fuzz", []string{"!" + strings.TrimLeft(entry, " \t")})
+		if ok, e := neg.Match(host, ip); ok {
+			t.Fatalf("!%q matches %q %s (entry %s)", entry, host, ip, e)
+		}
+	})
+}
