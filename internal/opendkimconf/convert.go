@@ -473,7 +473,7 @@ func (c *converter) booleans() {
 		safe, _ = parseBool(s.Value)
 	}
 	if c.haveKeys && safe {
-		c.note("RequireSafeKeys", s, set, "vouch refuses key files that group or others may read or write, or that belong to neither root nor vouch's user: OpenDKIM's keys (owner opendkim) need chown to vouch")
+		c.note("RequireSafeKeys", s, set, "vouch applies OpenDKIM's rule (same verdicts); vouch's user must be able to read the keys: OpenDKIM's (owner opendkim) need chown to vouch")
 	}
 }
 
