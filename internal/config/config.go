@@ -131,20 +131,20 @@ type Check struct {
 
 // Verify configures DKIM, SPF and DMARC verification of inbound mail.
 type Verify struct {
-	Enabled         bool          `toml:"enabled"`
-	DMARCReject     string        `toml:"dmarc_reject"`
-	DMARCQuarantine string        `toml:"dmarc_quarantine"`
-	SPFFail         string        `toml:"spf_fail"`
-	DKIMFail        string        `toml:"dkim_fail"`
+	Enabled         bool   `toml:"enabled"`
+	DMARCReject     string `toml:"dmarc_reject"`
+	DMARCQuarantine string `toml:"dmarc_quarantine"`
+	SPFFail         string `toml:"spf_fail"`
+	DKIMFail        string `toml:"dkim_fail"`
 	// DKIMFailWhenDMARCPasses: dkim_fail applies even when DMARC passes
 	// (OpenDKIM's On-BadSignature).
 	DKIMFailWhenDMARCPasses bool `toml:"dkim_fail_when_dmarc_passes"`
 	// Mode overrides the top-level mode for verification refusals.
-	Mode string `toml:"mode"`
-	TempError       string        `toml:"temp_error"`
-	MaxSignatures   int           `toml:"max_signatures"`
-	Budget          time.Duration `toml:"budget"`
-	Allowlist       string        `toml:"allowlist"`
+	Mode          string        `toml:"mode"`
+	TempError     string        `toml:"temp_error"`
+	MaxSignatures int           `toml:"max_signatures"`
+	Budget        time.Duration `toml:"budget"`
+	Allowlist     string        `toml:"allowlist"`
 }
 
 // Hijack is account hijack detection: sending limits per SMTP AUTH login.
