@@ -63,6 +63,7 @@ type converter struct {
 	top       []tomlLine
 	dns       []tomlLine
 	signing   []tomlLine
+	verify    []tomlLine
 	keys      [][]tomlLine
 	haveKeys  bool
 }
@@ -112,6 +113,7 @@ func (c *converter) run() {
 	}
 
 	c.mode()
+	c.onActions()
 	c.socket()
 	c.authservID()
 	c.nameservers()

@@ -55,9 +55,13 @@ func (c *converter) render() []byte {
 		writeLines(&b, k, prefix)
 		b.WriteString("\n")
 	}
-	if c.verifyOff {
+	if c.verifyOff || len(c.verify) > 0 {
 		b.WriteString("[verify]\n")
-		b.WriteString("enabled = false  # Mode: OpenDKIM did not verify\n\n")
+		if c.verifyOff {
+			b.WriteString("enabled = false  # Mode: OpenDKIM did not verify\n")
+		}
+		writeLines(&b, c.verify, "")
+		b.WriteString("\n")
 	}
 	b.WriteString("[screen]\n")
 	b.WriteString("# OpenDKIM does not screen inbound clients, so vouch's PTR/HELO/MAIL\n")
