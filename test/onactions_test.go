@@ -76,7 +76,7 @@ func TestOnBadSignatureSideBySide(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		action                    string
+		action                   string
 		wantIntact, wantTampered string
 	}{
 		{"reject", "accept", "reject"},
