@@ -158,7 +158,7 @@ func (c *converter) mode() {
 		c.drop("Mode", s, set, fmt.Sprintf("%q has letters other than s and v: OpenDKIM refuses to start", mode))
 	}
 	if strings.Contains(mode, "v") {
-		c.note("Mode", s, set, "verifying (the v in "+mode+"): vouch verifies untrusted inbound mail too ([verify], on by default: one Authentication-Results field with dkim=, spf=, dmarc=; every action accept); OpenDKIM's verification settings are not converted")
+		c.note("Mode", s, set, "verifying (the v in "+mode+"): vouch verifies untrusted inbound mail too ([verify], on by default: one Authentication-Results field with dkim=, spf=, dmarc=; every action accept); of OpenDKIM's verification settings, the On-* actions are converted")
 	} else {
 		c.verifyOff = true
 		c.note("Mode", s, set, "no v: OpenDKIM did not verify, so vouch's verification is turned off ([verify] enabled = false)")
