@@ -113,6 +113,7 @@ func (c *converter) run() {
 	}
 
 	c.mode()
+	c.top = append(c.top, tomlLine{"mode", `"trial"`, "every refusal vouch adds to what OpenDKIM did starts in trial (tempfail, logged as \"would reject\"); set \"enforce\" when the log looks right"})
 	c.onActions()
 	c.socket()
 	c.authservID()

@@ -497,7 +497,7 @@ func TestOnActions(t *testing.T) {
 	}{
 		{conf: "On-BadSignature reject\n", dkimFail: "reject", tempError: "tempfail", always: true, mode: "enforce"},
 		{conf: "On-BadSignature q\n", dkimFail: "quarantine", tempError: "tempfail", always: true, mode: "enforce"},
-		{conf: "On-BadSignature accept\n", dkimFail: "accept", tempError: "tempfail", notes: []string{"On-BadSignature"}},
+		{conf: "On-BadSignature accept\n", dkimFail: "accept", tempError: "tempfail", mode: "trial", notes: []string{"On-BadSignature"}},
 		{conf: "On-BadSignature discard\n", dkimFail: "accept", tempError: "tempfail", notCarried: []string{"On-BadSignature"}},
 		{conf: "On-DNSError accept\n", dkimFail: "accept", tempError: "accept", notes: []string{"On-DNSError"}},
 		{conf: "On-DNSError reject\n", dkimFail: "accept", tempError: "tempfail", notCarried: []string{"On-DNSError"}},
@@ -512,8 +512,12 @@ func TestOnActions(t *testing.T) {
 		t.Run(tc.conf, func(t *testing.T) {
 			res, cfg, _ := convert(t, tc.conf, nil)
 			v := cfg.Verify
-			if v.DKIMFail != tc.dkimFail || v.TempError != tc.tempError || v.DKIMFailWhenDMARCPasses != tc.always || cfg.Mode != tc.mode {
-				t.Errorf("dkim_fail %q temp_error %q when_dmarc_passes %v mode %q\n%s", v.DKIMFail, v.TempError, v.DKIMFailWhenDMARCPasses, cfg.Mode, res.TOML)
+			want := tc.mode
+			if want == "" {
+				want = "trial"
+			}
+			if v.DKIMFail != tc.dkimFail || v.TempError != tc.tempError || v.DKIMFailWhenDMARCPasses != tc.always || cfg.Mode != "trial" || cfg.VerifyMode() != want {
+				t.Errorf("dkim_fail %q temp_error %q when_dmarc_passes %v mode %q verify mode %q\n%s", v.DKIMFail, v.TempError, v.DKIMFailWhenDMARCPasses, cfg.Mode, cfg.VerifyMode(), res.TOML)
 			}
 			for _, o := range tc.notCarried {
 				if !slices.ContainsFunc(res.NotCarried, func(it Item) bool { return it.Option == o }) {

@@ -88,13 +88,14 @@ func (c *converter) sameAs(want, behaviour string) func(Setting, string) {
 	}
 }
 
-// enforce writes the top-level mode = "enforce" once: OpenDKIM has no
-// trial mode, its rejects are sent as they are.
+// enforce writes verify.mode = "enforce" once: OpenDKIM has no trial
+// mode, its rejects are sent as they are. The top-level mode stays
+// "trial" for what OpenDKIM did not do (the screen, if turned on later).
 func (c *converter) enforce(s Setting) {
-	for _, l := range c.top {
+	for _, l := range c.verify {
 		if l.key == "mode" {
 			return
 		}
 	}
-	c.top = append(c.top, tomlLine{"mode", `"enforce"`, from(s) + ": OpenDKIM refuses at once; \"trial\" tempfails instead"})
+	c.verify = append(c.verify, tomlLine{"mode", `"enforce"`, from(s) + ": OpenDKIM refuses at once; \"trial\" tempfails instead"})
 }

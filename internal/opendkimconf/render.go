@@ -66,7 +66,7 @@ func (c *converter) render() []byte {
 	b.WriteString("[screen]\n")
 	b.WriteString("# OpenDKIM does not screen inbound clients, so vouch's PTR/HELO/MAIL\n")
 	b.WriteString("# screen stays off. Read README \"Screening\" before turning it on\n")
-	b.WriteString("# (mode = \"trial\" first).\n")
+	b.WriteString("# (in trial mode first: the top-level mode above).\n")
 	b.WriteString("enabled = false\n")
 	return b.Bytes()
 }
