@@ -288,23 +288,15 @@ Syslog			no
 	if err != nil {
 		t.Fatalf("vouch import-opendkim: %v", err)
 	}
-	// No Socket in the recipe, so no listen line: add one on a free port,
-	// and the test DNS.
-	port := freePort(t)
+	// No Socket in the recipe, so no listen line: startVouch adds one on a
+	// free port. And the test DNS.
+	converted := string(out) + fmt.Sprintf("\n[dns]\nservers = [%q]\ntimeout = \"2s\"\n", z.Addr)
 	path := filepath.Join(base, "vouch.toml")
-	write(t, path, fmt.Sprintf("listen = \"inet:%d@127.0.0.1\"\n", port)+string(out)+
-		fmt.Sprintf("\n[dns]\nservers = [%q]\ntimeout = \"2s\"\n", z.Addr))
+	write(t, path, converted)
 	if out, err := exec.Command(vouchBin, "serve", "-check", "-config", path).CombinedOutput(); err != nil {
 		t.Fatalf("vouch serve -check refuses what OpenDKIM signs with: %v\n%s", err, out)
 	}
-	v := &vouch{t: t, port: port, config: path, logs: &syncBuffer{}}
-	v.start()
-	t.Cleanup(func() {
-		v.stop()
-		if t.Failed() {
-			t.Logf("vouch log:\n%s", v.logs.String())
-		}
-	})
+	v := startVouch(t, base, converted)
 	z.verifyAll(t, send(v.addr()))
 }
 
