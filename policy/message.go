@@ -54,6 +54,9 @@ type VerifyConfig struct {
 	// OpenDKIM's On-BadSignature). No key, revoked or weak keys are not
 	// bad signatures: they are never acted on.
 	DKIMFail MessageAction
+	// DKIMFailWhenDMARCPasses applies DKIMFail even when DMARC passes,
+	// as OpenDKIM's On-BadSignature does (it knows no DMARC).
+	DKIMFailWhenDMARCPasses bool
 	// TempError applies when a DNS failure leaves open a result whose
 	// action is not accept: accept or tempfail, never reject.
 	TempError MessageAction
@@ -126,7 +129,8 @@ var (
 //     aligned one passes; RFC 7489 §10.1 warns about rejecting on SPF
 //     before DMARC).
 //   - spf=fail takes SPFFail; dkim=fail (no signature passes, one is bad)
-//     takes DKIMFail.
+//     takes DKIMFail, also when DMARC passes if DKIMFailWhenDMARCPasses
+//     (OpenDKIM's On-BadSignature).
 //   - A temperror counts only where its result could have been acted on:
 //     a DMARC temperror if DMARC enforcement is on for the policy that
 //     may apply, an SPF or DKIM temperror if SPFFail or DKIMFail is not
@@ -194,6 +198,8 @@ func DecideMessage(cfg *VerifyConfig, r verify.Results, allowlisted bool, mode M
 				temp(fmt.Sprintf("SPF temperror for %s: %s", r.SPF.Domain, mailtext.Printable(r.SPF.Reason)))
 			}
 		}
+	}
+	if dm.Status != verify.Pass || cfg.DKIMFailWhenDMARCPasses {
 		switch r.DKIMStatus() {
 		case verify.Fail:
 			consider(candidate{"dkim", cfg.DKIMFail, dkimReply, "DKIM fail: " + dkimFailures(r.DKIM), ""})

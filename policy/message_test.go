@@ -288,3 +288,24 @@ func TestVerifyConfigValidate(t *testing.T) {
 		t.Error("discard accepted")
 	}
 }
+
+// TestDecideMessageDKIMFailWhenDMARCPasses: by default a bad signature on
+// a message DMARC passes (aligned SPF) is not acted on; with
+// DKIMFailWhenDMARCPasses it is, as OpenDKIM's On-BadSignature reject.
+func TestDecideMessageDKIMFailWhenDMARCPasses(t *testing.T) {
+	r := verify.Results{
+		DKIM:  []verify.DKIMResult{{Status: verify.Fail, Domain: "example.com", Selector: "s", Reason: "body hash did not verify"}},
+		SPF:   verify.SPFResult{Status: verify.Pass, Domain: "example.com"},
+		DMARC: verify.DMARCResult{Status: verify.Pass, FromDomain: "example.com", Policy: verify.DispReject},
+	}
+	for _, tc := range []struct {
+		always bool
+		want   MessageAction
+	}{{false, MsgAccept}, {true, MsgReject}} {
+		cfg := &VerifyConfig{Enabled: true, DKIMFail: MsgReject, TempError: MsgTempfail, DKIMFailWhenDMARCPasses: tc.always}
+		d := DecideMessage(cfg, r, false, Enforce)
+		if d.Action != tc.want || tc.want == MsgReject && (d.Cause != "dkim" || d.Reply.String() != "550 5.7.20 No valid DKIM signature found") {
+			t.Errorf("DKIMFailWhenDMARCPasses=%v: %s %v", tc.always, d.Action, d.Reply)
+		}
+	}
+}

@@ -13,10 +13,16 @@ import (
 // matches every name below example.com, IPs and CIDRs match addresses; the
 // most specific entry decides and, at the same level, "!" (not) beats a
 // positive entry. A host match or an IP match makes a client internal.
+//
+// OpenDKIM accepts every line and compares entries as text: a name
+// literally, a network as "a.b.c.d/bits" with the host bits cleared, so
+// "*.example.com", "10.0.0.0/33" or "10.1.2.3/8" never match anything. vouch takes such lines too (a file OpenDKIM runs with
+// must load) and reports each as a warning instead of using it.
 type HostList struct {
-	hosts map[string]bool // name or ".domain" → positive (false: negated)
-	nets  netset.Prefixes[bool]
-	n     int
+	hosts    map[string]bool // name or ".domain" → positive (false: negated)
+	nets     netset.Prefixes[bool]
+	n        int
+	warnings []string
 }
 
 // ParseHostEntries reads entries such as those of internal_hosts; source
@@ -24,9 +30,7 @@ type HostList struct {
 func ParseHostEntries(source string, entries []string) (*HostList, error) {
 	h := &HostList{}
 	for i, e := range entries {
-		if err := h.add(e); err != nil {
-			return nil, fmt.Errorf("%s[%d]: %w", source, i, err)
-		}
+		h.add(fmt.Sprintf("%s[%d]", source, i), e)
 	}
 	return h, nil
 }
@@ -43,48 +47,65 @@ func (h *HostList) AddFile(spec string) error {
 		return err
 	}
 	for _, l := range lines {
-		if err := h.add(l.key); err != nil {
-			return fmt.Errorf("%s: %w", l.source, err)
-		}
+		h.add(l.source, l.key)
 	}
 	return nil
 }
 
-// Len is the number of entries.
+// Len is the number of entries in use.
 func (h *HostList) Len() int { return h.n }
 
-func (h *HostList) add(entry string) error {
+// Warnings lists the entries that match no client, each with its source.
+func (h *HostList) Warnings() []string { return h.warnings }
+
+// add takes one entry; source names it in warnings.
+func (h *HostList) add(source, entry string) {
+	if why := h.parse(entry); why != "" {
+		h.warnings = append(h.warnings, fmt.Sprintf("%s: %q matches no client and is ignored, as OpenDKIM ignores it: %s", source, entry, why))
+		return
+	}
+	h.n++
+}
+
+// parse adds an entry, or says why it can never match.
+func (h *HostList) parse(entry string) string {
 	e := strings.ToLower(strings.TrimSpace(entry))
 	positive := true
 	if rest, ok := strings.CutPrefix(e, "!"); ok {
 		e, positive = rest, false
 	}
 	if e == "" {
-		return fmt.Errorf("empty entry %q", entry)
+		return "it is empty"
 	}
 	if h.hosts == nil {
 		h.hosts = map[string]bool{}
 	}
 	e = strings.TrimSuffix(strings.TrimPrefix(e, "["), "]") // OpenDKIM also takes [a.b.c.d]
-	if strings.Contains(e, "/") {
+	switch ip, err := netip.ParseAddr(e); {
+	case strings.Contains(e, "/"):
 		p, err := netip.ParsePrefix(strings.Replace(e, "]/", "/", 1))
 		if err != nil {
-			return fmt.Errorf("bad network %q", entry)
+			return "not a network"
+		}
+		if p != p.Masked() {
+			// OpenDKIM looks up the client's network as "a.b.c.d/bits"
+			// with the host bits cleared: this text never comes up.
+			return fmt.Sprintf("host bits are set (the network is %s)", p.Masked())
 		}
 		h.addNet(p, positive)
-	} else if ip, err := netip.ParseAddr(e); err == nil {
+	case err == nil:
 		ip = ip.Unmap()
 		h.addNet(netip.PrefixFrom(ip, ip.BitLen()), positive)
-	} else {
-		if strings.Trim(e, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
-			return fmt.Errorf("%q is not a host name, domain (.example.com), address or network", entry)
-		}
+	case strings.Contains(e, "*"):
+		return `host names are compared literally, without wildcards: ".example.com" matches every name below example.com`
+	case strings.Trim(e, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != "":
+		return "not a host name, domain (.example.com), address or network"
+	default:
 		if _, dup := h.hosts[e]; !dup || !positive {
 			h.hosts[e] = positive
 		}
 	}
-	h.n++
-	return nil
+	return ""
 }
 
 // addNet keeps the first entry of a network, but a "!" entry always wins

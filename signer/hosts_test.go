@@ -3,6 +3,7 @@ package signer
 import (
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -37,8 +38,9 @@ func TestHostListMatch(t *testing.T) {
 	if err := h.AddFile(path); err != nil {
 		t.Fatal(err)
 	}
-	if h.Len() != 19 {
-		t.Fatalf("Len = %d, want 19", h.Len())
+	// ::ffff:10.0.0.0/90 has host bits set: ignored, as OpenDKIM does.
+	if h.Len() != 18 || len(h.Warnings()) != 1 {
+		t.Fatalf("Len = %d, want 18; warnings %q", h.Len(), h.Warnings())
 	}
 	none := netip.Addr{}
 	outside := netip.MustParseAddr("198.51.100.99")
@@ -132,32 +134,42 @@ func TestHostListSources(t *testing.T) {
 	}
 }
 
-func TestHostListErrors(t *testing.T) {
+// TestHostListIgnored: lines OpenDKIM runs with but that never match
+// (test/opendkim_test.go shows it side by side) load with a warning that
+// names file and line, and match nothing.
+func TestHostListIgnored(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct{ name, content, want string }{
-		{"prefix too long", "127.0.0.1\n\n10.0.0.0/33\n", ":3: bad network \"10.0.0.0/33\""},
-		{"bad address in network", "# c\n300.1.2.3/8\n", ":2: bad network"},
-		{"not a name", "ok.example.com\nbad_host!\n", `:2: "bad_host!" is not a host name`},
-		{"lone negation", "!\n", `:1: empty entry "!"`},
-		{"bad IPv6 network", "2001:db8::/129\n", ":1: bad network"},
-		{"garbage after bits", "10.0.0.0/8x\n", ":1: bad network"},
+		{"prefix too long", "127.0.0.1\n\n10.0.0.0/33\n", `:3: "10.0.0.0/33" matches no client and is ignored, as OpenDKIM ignores it: not a network`},
+		{"bad address in network", "# c\n300.1.2.3/8\n", ":2: \"300.1.2.3/8\" matches no client"},
+		{"host bits set", "10.1.2.3/8\n", ":1: \"10.1.2.3/8\" matches no client and is ignored, as OpenDKIM ignores it: host bits are set (the network is 10.0.0.0/8)"},
+		{"wildcard", "*.example.com\n", `:1: "*.example.com" matches no client and is ignored, as OpenDKIM ignores it: host names are compared literally, without wildcards: ".example.com" matches every name below example.com`},
+		{"not a name", "ok.example.com\nbad_host!\n", `:2: "bad_host!" matches no client and is ignored, as OpenDKIM ignores it: not a host name`},
+		{"lone negation", "!\n", `:1: "!" matches no client and is ignored, as OpenDKIM ignores it: it is empty`},
+		{"bad IPv6 network", "2001:db8::/129\n", ":1: \"2001:db8::/129\" matches no client"},
+		{"garbage after bits", "10.0.0.0/8x\n", ":1: \"10.0.0.0/8x\" matches no client"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, dir, strings.ReplaceAll(tc.name, " ", "_"), tc.content, 0o644)
-			err := (&HostList{}).AddFile(path)
-			if err == nil || !strings.Contains(err.Error(), path+tc.want) {
-				t.Fatalf("got %v, want an error containing %q", err, path+tc.want)
+			// Through New, as the milter loads it.
+			s, warnings, err := New(Config{InternalHostsFile: path, Headers: []string{"From"}})
+			if err != nil {
+				t.Fatalf("refused: %v", err)
 			}
-			// The same through New, as the milter loads it.
-			_, _, err = New(Config{InternalHostsFile: path, Headers: []string{"From"}})
-			if err == nil || !strings.Contains(err.Error(), path+tc.want) {
-				t.Fatalf("New: got %v, want an error containing %q", err, path+tc.want)
+			if !slices.ContainsFunc(warnings, func(w string) bool { return strings.HasPrefix(w, path+tc.want) }) {
+				t.Fatalf("warnings %q, want one starting %q", warnings, path+tc.want)
+			}
+			for _, ip := range []string{"10.1.2.3", "10.0.0.1", "2001:db8::1", "192.0.2.1"} {
+				if ok, e := s.Internal("x.example.com", netip.MustParseAddr(ip)); ok && e != "127.0.0.1/32" {
+					t.Errorf("%s matches %s", ip, e)
+				}
 			}
 		})
 	}
-	if _, err := ParseHostEntries("signing.internal_hosts", []string{"10.0.0.0/8", "a b"}); err == nil || !strings.Contains(err.Error(), "signing.internal_hosts[1]") {
-		t.Fatalf("ParseHostEntries: %v", err)
+	h, err := ParseHostEntries("signing.internal_hosts", []string{"10.0.0.0/8", "a b"})
+	if err != nil || len(h.Warnings()) != 1 || !strings.HasPrefix(h.Warnings()[0], `signing.internal_hosts[1]: "a b" matches no client`) {
+		t.Fatalf("ParseHostEntries: %v %q", err, h.Warnings())
 	}
 	if err := (&HostList{}).AddFile("refile:/x"); err == nil {
 		t.Fatal("refile: host list accepted")
@@ -165,4 +177,35 @@ func TestHostListErrors(t *testing.T) {
 	if err := (&HostList{}).AddFile(filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("missing file accepted")
 	}
+}
+
+// FuzzHostEntry adds one InternalHosts entry and checks: it is used or
+// warned about, never both; an address entry matches its own address; a
+// "!" entry alone never makes anything match.
+func FuzzHostEntry(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "!10.0.0.5", "192.0.2.1", "[198.51.100.1]", "[203.0.113.0]/24", "2001:db8::/32", "::ffff:10.1.2.3", ".example.com", "mail.example.com", "*.example.com", "10.1.2.3/8", "!", "a b", "fe80::1%eth0"} {
+		f.Add(s, "mail.example.com", []byte{10, 0, 0, 5})
+	}
+	f.Fuzz(func(t *testing.T, entry, host string, ipBytes []byte) {
+		h, err := ParseHostEntries("fuzz", []string{entry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Len()+len(h.Warnings()) != 1 {
+			t.Fatalf("%q: %d used, warnings %q", entry, h.Len(), h.Warnings())
+		}
+		ip, _ := netip.AddrFromSlice(ipBytes)
+		if h.Len() == 1 {
+			e := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(entry), "["), "]")
+			if own, err := netip.ParseAddr(e); err == nil {
+				if ok, _ := h.Match("", own); !ok {
+					t.Fatalf("%q does not match its own address %s", entry, own)
+				}
+			}
+		}
+		neg, _ := ParseHostEntries("fuzz", []string{"!" + strings.TrimLeft(entry, " \t")})
+		if ok, e := neg.Match(host, ip); ok {
+			t.Fatalf("!%q matches %q %s (entry %s)", entry, host, ip, e)
+		}
+	})
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 )
 
 // MinRSABits is the smallest RSA key vouch signs with (RFC 8301 §3.2:
@@ -57,8 +56,8 @@ func ParseKey(data []byte) (key crypto.Signer, warning string, err error) {
 }
 
 // LoadKeyFile reads and parses a key file. With requireSafe, a file that
-// group or others may read or write, or that belongs to neither root nor
-// the user vouch runs as, is refused (OpenDKIM's RequireSafeKeys).
+// someone other than root and the user vouch runs as could read or
+// replace is refused, by OpenDKIM's RequireSafeKeys rule (unsafeKeyPath).
 func LoadKeyFile(path string, requireSafe bool) (crypto.Signer, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -73,7 +72,7 @@ func LoadKeyFile(path string, requireSafe bool) (crypto.Signer, string, error) {
 		return nil, "", fmt.Errorf("key %s: not a regular file", path)
 	}
 	if requireSafe {
-		if reason := unsafeKey(fi); reason != "" {
+		if reason := unsafeKeyPath(path, fi); reason != "" {
 			return nil, "", fmt.Errorf("key %s: %s (fix it, or set signing.require_safe_keys = false)", path, reason)
 		}
 	}
@@ -86,18 +85,6 @@ func LoadKeyFile(path string, requireSafe bool) (crypto.Signer, string, error) {
 		return nil, "", fmt.Errorf("key %s: %w", path, err)
 	}
 	return key, warning, nil
-}
-
-func unsafeKey(fi os.FileInfo) string {
-	if perm := fi.Mode().Perm(); perm&0o066 != 0 {
-		return fmt.Sprintf("mode %04o lets group or others read or write it (want 0600 or 0400)", perm)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if uid := os.Geteuid(); st.Uid != 0 && int(st.Uid) != uid {
-			return fmt.Sprintf("owned by uid %d, neither root nor the running uid %d", st.Uid, uid)
-		}
-	}
-	return ""
 }
 
 // Algorithm is "rsa" or "ed25519", for logs and DNS records.

@@ -141,12 +141,9 @@ func TestLoadKeyFileSafety(t *testing.T) {
 		{0o600, true, ""},
 		{0o400, true, ""},
 		{0o700, true, ""},
-		{0o640, true, "mode 0640 lets group or others read or write it (want 0600 or 0400)"},
-		{0o604, true, "mode 0604 lets group or others"},
-		{0o660, true, "mode 0660 lets group or others"},
-		{0o620, true, "mode 0620 lets group or others"},
-		{0o602, true, "mode 0602 lets group or others"},
-		{0o644, true, "mode 0644 lets group or others"},
+		{0o604, true, "mode 0604 lets others read or write it"},
+		{0o602, true, "mode 0602 lets others"},
+		{0o644, true, "mode 0644 lets others"},
 		{0o644, false, ""},
 		{0o666, false, ""},
 	}
@@ -183,23 +180,106 @@ func TestLoadKeyFileSafety(t *testing.T) {
 			t.Fatalf("text: %v", err)
 		}
 	})
-	t.Run("owned by another user", func(t *testing.T) {
-		testutil.RequireRoot(t) // to chown
-		path := writeFile(t, dir, "other.private", data, 0o600)
-		if err := os.Chown(path, 12345, 12345); err != nil {
+}
+
+// TestSafeKeyOwnership is OpenDKIM's RequireSafeKeys rule as root sees it,
+// over made-up accounts: who owns the key and its directory, who else is
+// in their groups, and symlinks. test/safekeys_test.go proves the same
+// verdicts side by side with the real opendkim.
+func TestSafeKeyOwnership(t *testing.T) {
+	testutil.RequireRoot(t) // to chown
+	accounts := t.TempDir()
+	passwdFile, groupFile = filepath.Join(accounts, "passwd"), filepath.Join(accounts, "group")
+	t.Cleanup(func() { passwdFile, groupFile = "/etc/passwd", "/etc/group" })
+	writeFile(t, accounts, "passwd", `root:x:0:0:root:/root:/bin/bash
+vouch:x:900:900::/nonexistent:/usr/sbin/nologin
+mallory:x:1000:1000::/home/mallory:/bin/bash
+shared:x:1001:950::/nonexistent:/usr/sbin/nologin
+`, 0o644)
+	writeFile(t, accounts, "group", `root:x:0:
+vouch:x:900:
+mallory:x:1000:
+shared:x:950:
+team:x:960:mallory
+keys:x:970:root,vouch
+`, 0o644)
+	data := string(pkcs8PEM(t, testEdKey(t)))
+
+	type node struct {
+		mode     os.FileMode
+		uid, gid int
+	}
+	tests := []struct {
+		name     string
+		key, dir node
+		err      string // "" safe
+	}{
+		{"0600 root", node{0o600, 0, 0}, node{0o755, 0, 0}, ""},
+		{"0400 root", node{0o400, 0, 0}, node{0o755, 0, 0}, ""},
+		{"0440 root:root, the classic recipe", node{0o440, 0, 0}, node{0o755, 0, 0}, ""},
+		{"0640 root:root", node{0o640, 0, 0}, node{0o755, 0, 0}, ""},
+		{"0644 root", node{0o644, 0, 0}, node{0o755, 0, 0}, "mode 0644 lets others read or write it"},
+		{"group is another user's primary group", node{0o640, 0, 950}, node{0o755, 0, 0}, "mode 0640 lets group 950 read or write it, and user shared has that group"},
+		{"group has another member", node{0o440, 0, 960}, node{0o755, 0, 0}, "user mallory is a member of that group"},
+		{"group of root and the service user", node{0o640, 0, 970}, node{0o755, 0, 0}, ""},
+		{"group of a missing gid", node{0o640, 0, 4242}, node{0o755, 0, 0}, "group 4242 is not in"},
+		{"owned by another user", node{0o600, 1000, 1000}, node{0o755, 0, 0}, "owned by uid 1000, not by root; nor is it safe for the service user vouch"},
+		{"owned by the service user", node{0o600, 900, 900}, node{0o700, 900, 900}, ""},
+		{"root:vouch 0640, Debian's layout", node{0o640, 0, 900}, node{0o750, 0, 900}, ""},
+		{"directory writable by others", node{0o600, 0, 0}, node{0o777, 0, 0}, "is writable by others (mode 0777)"},
+		{"sticky directory of root", node{0o600, 0, 0}, node{0o777 | os.ModeSticky, 0, 0}, ""},
+		{"sticky directory of another user", node{0o600, 0, 0}, node{0o777 | os.ModeSticky, 1000, 1000}, "is writable by others"},
+		{"directory writable by a shared group", node{0o600, 0, 0}, node{0o770, 0, 960}, "is writable by group 960, and user mallory is a member of that group"},
+		{"directory writable by root's group", node{0o600, 0, 0}, node{0o775, 0, 0}, ""},
+		{"directory of another user", node{0o600, 0, 0}, node{0o755, 1000, 1000}, "is writable by its owner uid 1000, not by root"},
+		{"read-only directory of another user", node{0o600, 0, 0}, node{0o555, 1000, 1000}, ""},
+	}
+	base := t.TempDir()
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := filepath.Join(base, fmt.Sprint(i))
+			if err := os.Mkdir(d, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := writeFile(t, d, "k.private", data, 0o600)
+			for _, n := range []struct {
+				path string
+				node
+			}{{path, tc.key}, {d, tc.dir}} {
+				if err := os.Chown(n.path, n.uid, n.gid); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(n.path, n.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, _, err := LoadKeyFile(path, true)
+			if tc.err == "" && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("got %v, want %q", err, tc.err)
+			}
+		})
+	}
+
+	// A symlink is judged by what it points to (realpath), as OpenDKIM does.
+	safe := filepath.Join(base, "safe")
+	open := filepath.Join(base, "open")
+	for _, d := range []string{safe, open} {
+		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := LoadKeyFile(path, true)
-		if err == nil || !strings.Contains(err.Error(), "key "+path+": owned by uid 12345, neither root nor the running uid 0") {
-			t.Fatalf("got %v", err)
-		}
-		if _, _, err := LoadKeyFile(path, false); err != nil {
-			t.Fatalf("requireSafe=false: %v", err)
-		}
-		// Owned by root is always fine.
-		os.Chown(path, 0, 0)
-		if _, _, err := LoadKeyFile(path, true); err != nil {
-			t.Fatalf("root-owned: %v", err)
-		}
-	})
+	}
+	os.Chmod(open, 0o777)
+	inSafe := writeFile(t, safe, "k.private", data, 0o600)
+	inOpen := writeFile(t, open, "k.private", data, 0o600)
+	os.Symlink(inSafe, filepath.Join(open, "link.private"))
+	os.Symlink(inOpen, filepath.Join(safe, "link.private"))
+	if _, _, err := LoadKeyFile(filepath.Join(open, "link.private"), true); err != nil {
+		t.Errorf("link in an open directory to a safe key: %v", err)
+	}
+	if _, _, err := LoadKeyFile(filepath.Join(safe, "link.private"), true); err == nil || !strings.Contains(err.Error(), open+" is writable by others") {
+		t.Errorf("link to a key in an open directory: %v", err)
+	}
 }

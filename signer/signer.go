@@ -106,6 +106,7 @@ func New(cfg Config) (*Signer, []string, error) {
 			return nil, nil, fmt.Errorf("internal hosts: %w", err)
 		}
 	}
+	warnings = append(warnings, s.internal.Warnings()...)
 	for _, h := range cfg.Headers {
 		s.headers[strings.ToLower(h)] = true
 	}

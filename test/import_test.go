@@ -107,7 +107,7 @@ ExternalIgnoreList	refile:DIR/opendkim/TrustedHosts
 			conf:  zimbraConf,
 			hosts: "127.0.0.0/8\n[::1]/128\n10.0.0.0/24\n",
 			notCarried: []string{"UserID", "UMask", "PidFile", "LDAPBindUser", "LDAPBindPassword", "LDAPUseTLS", "LDAPTimeout",
-				"ReportAddress", "On-BadSignature", "On-DNSError", "On-InternalError", "On-NoSignature", "On-Security",
+				"ReportAddress", "On-BadSignature", "On-DNSError", "On-NoSignature", "On-Security",
 				"AuthservIDWithJobID", "AutoRestart", "AutoRestartRate", "Background", "MaximumHeaders", "LogWhy", "Syslog",
 				"SyslogFacility", "SoftwareHeader", "TemporaryDirectory"},
 			messages: []sample{

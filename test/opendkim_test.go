@@ -265,6 +265,9 @@ drop.test               ident:someone@elsewhere.test
 .corp.internal
 !bad.corp.internal
 2001:db8::/32
+*.wild.internal     # OpenDKIM runs with it, and it matches no host name
+172.20.1.2/16       # host bits set
+192.0.2.0/33        # not a network
 `)
 
 	const trusted = "10.1.2.3"
@@ -299,6 +302,10 @@ drop.test               ident:someone@elsewhere.test
 		{name: "negated host name from an internal address", from: "staff@corp.test", clientName: "bad.corp.internal", clientIP: "10.1.2.4", want: []string{"d=corp.test s=corp"}},
 		{name: "IPv6 internal network", from: "staff@corp.test", clientIP: "2001:db8::25", want: []string{"d=corp.test s=corp"}},
 		{name: "IPv6 outside", from: "staff@corp.test", clientIP: "2001:db9::25"},
+		{name: "wildcard entry is no wildcard", from: "staff@corp.test", clientName: "desk.wild.internal", clientIP: "198.51.100.10"},
+		{name: "network entry with host bits", from: "staff@corp.test", clientIP: "172.20.9.9"},
+		{name: "network entry with host bits, its own address", from: "staff@corp.test", clientIP: "172.20.1.2"},
+		{name: "prefix too long", from: "staff@corp.test", clientIP: "192.0.2.1"},
 	}
 
 	for _, table := range []struct{ name, spec string }{{"refile", "refile:" + refileTable}, {"plain", "file:" + plainTable}} {

@@ -142,7 +142,8 @@ func (z *zone) genkey(t testing.TB, dir, domain, selector, alg string) string {
 	return filepath.Join(dir, selector+".private")
 }
 
-// publish adds the record genkey wrote to DIR/SELECTOR.txt to the zone.
+// publish adds the record of DIR/SELECTOR.txt, as vouch genkey and
+// opendkim-genkey write it, to the zone.
 func (z *zone) publish(t testing.TB, dir, domain, selector string) {
 	t.Helper()
 	txt, err := os.ReadFile(filepath.Join(dir, selector+".txt"))

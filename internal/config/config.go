@@ -36,6 +36,9 @@ type Config struct {
 	LogFormat     string `toml:"log_format"`
 	AuthservID    string `toml:"authserv_id"`
 	MetricsListen string `toml:"metrics_listen"`
+	// Mode is "trial" or "enforce" for every refusal: screen, verify,
+	// hijack freezes ("" keeps each section's own default; see mode.go).
+	Mode string `toml:"mode"`
 
 	Limits    Limits    `toml:"limits"`
 	DNS       DNS       `toml:"dns"`
@@ -145,15 +148,20 @@ type Check struct {
 
 // Verify configures DKIM, SPF and DMARC verification of inbound mail.
 type Verify struct {
-	Enabled         bool          `toml:"enabled"`
-	DMARCReject     string        `toml:"dmarc_reject"`
-	DMARCQuarantine string        `toml:"dmarc_quarantine"`
-	SPFFail         string        `toml:"spf_fail"`
-	DKIMFail        string        `toml:"dkim_fail"`
-	TempError       string        `toml:"temp_error"`
-	MaxSignatures   int           `toml:"max_signatures"`
-	Budget          time.Duration `toml:"budget"`
-	Allowlist       string        `toml:"allowlist"`
+	Enabled         bool   `toml:"enabled"`
+	DMARCReject     string `toml:"dmarc_reject"`
+	DMARCQuarantine string `toml:"dmarc_quarantine"`
+	SPFFail         string `toml:"spf_fail"`
+	DKIMFail        string `toml:"dkim_fail"`
+	// DKIMFailWhenDMARCPasses: dkim_fail applies even when DMARC passes
+	// (OpenDKIM's On-BadSignature).
+	DKIMFailWhenDMARCPasses bool `toml:"dkim_fail_when_dmarc_passes"`
+	// Mode overrides the top-level mode for verification refusals.
+	Mode          string        `toml:"mode"`
+	TempError     string        `toml:"temp_error"`
+	MaxSignatures int           `toml:"max_signatures"`
+	Budget        time.Duration `toml:"budget"`
+	Allowlist     string        `toml:"allowlist"`
 }
 
 // Hijack is account hijack detection: sending limits per SMTP AUTH login.

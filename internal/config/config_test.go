@@ -13,7 +13,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "inet:8891@localhost" || c.Screen.Mode != "trial" || !c.Signing.RequireSafeKeys {
+	if c.Listen != "inet:8891@localhost" || c.ScreenMode() != "trial" || c.VerifyMode() != "trial" || c.HijackTrial() || !c.Signing.RequireSafeKeys {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	if got := strings.Join(c.Signing.InternalHosts, ","); got != "127.0.0.1,::1" {

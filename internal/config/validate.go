@@ -80,6 +80,7 @@ func (c *Config) Validate() error {
 	if sg.LDAPBindDN == "" && (sg.LDAPBindPassword != "" || sg.LDAPBindPasswordFile != "") {
 		add("signing.ldap_bind_dn: a bind password is set but no bind DN")
 	}
+	errs = append(errs, c.validateModes()...)
 	if _, perrs := c.Policy(); len(perrs) > 0 {
 		errs = append(errs, perrs...)
 	}
@@ -138,7 +139,7 @@ func (c *Config) Validate() error {
 // Policy converts the [screen] section into the screen's configuration.
 func (c *Config) Policy() (*policy.Config, []error) {
 	pc := &policy.Config{
-		Mode:        policy.Mode(c.Screen.Mode),
+		Mode:        policy.Mode(c.ScreenMode()),
 		Budget:      c.Screen.Budget,
 		MaxPTRNames: c.Screen.MaxPTRNames,
 		Checks:      map[policy.Check]policy.CheckConfig{},
@@ -172,7 +173,7 @@ func (c *Config) Policy() (*policy.Config, []error) {
 // policy's configuration.
 func (c *Config) VerifyPolicy() (*policy.VerifyConfig, []error) {
 	v := c.Verify
-	vc := &policy.VerifyConfig{Enabled: v.Enabled}
+	vc := &policy.VerifyConfig{Enabled: v.Enabled, DKIMFailWhenDMARCPasses: v.DKIMFailWhenDMARCPasses}
 	var errs []error
 	for _, f := range []struct {
 		key string

@@ -66,6 +66,7 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 		m.SetLDAPQueries(sg.LDAPQueries)
 	}
 	rt.Warnings = append(rt.Warnings, warnings...)
+	rt.Warnings = append(rt.Warnings, cfg.Deprecations()...)
 
 	res, err := resolver.New(resolver.Config{
 		Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, Attempts: cfg.DNS.Attempts, CacheSize: cfg.DNS.CacheSize,
@@ -121,7 +122,7 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 		}
 		verification = &milter.Verification{
 			Config: verify.Config{Resolver: res, MaxSignatures: cfg.Verify.MaxSignatures, Budget: cfg.Verify.Budget},
-			Policy: vc, Mode: policy.Mode(cfg.Screen.Mode), Allowlist: allow,
+			Policy: vc, Mode: policy.Mode(cfg.VerifyMode()), Allowlist: allow,
 		}
 	}
 	rt.Env = &milter.Env{
@@ -204,7 +205,7 @@ func HijackConfig(cfg *config.Config) hijack.Config {
 		Action: h.Action, ExemptFile: h.ExemptFile, Postmaster: h.Postmaster,
 		NotifySMTP: h.NotifySMTP, NotifyFrom: h.NotifyFrom, StateFile: h.StateFile,
 		AdminSocket: h.AdminSocket, Backend: h.Backend, RedisURL: h.RedisURL,
-		RedisFailOpen: h.RedisFailOpen, Trial: h.Trial,
+		RedisFailOpen: h.RedisFailOpen, Trial: cfg.HijackTrial(),
 	}
 }
 

@@ -248,7 +248,7 @@ func screenSummary(cfg *config.Config) string {
 	if !cfg.Screen.Enabled {
 		return "off"
 	}
-	return cfg.Screen.Mode
+	return cfg.ScreenMode()
 }
 
 // accountGuard holds the one hijack.Guard of the process: it owns the

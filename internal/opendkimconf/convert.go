@@ -63,6 +63,7 @@ type converter struct {
 	top       []tomlLine
 	dns       []tomlLine
 	signing   []tomlLine
+	verify    []tomlLine
 	keys      [][]tomlLine
 	haveKeys  bool
 }
@@ -112,6 +113,8 @@ func (c *converter) run() {
 	}
 
 	c.mode()
+	c.top = append(c.top, tomlLine{"mode", `"trial"`, "every refusal vouch adds to what OpenDKIM did starts in trial (tempfail, logged as \"would reject\"); set \"enforce\" when the log looks right"})
+	c.onActions()
 	c.socket()
 	c.authservID()
 	c.nameservers()
@@ -156,7 +159,7 @@ func (c *converter) mode() {
 		c.drop("Mode", s, set, fmt.Sprintf("%q has letters other than s and v: OpenDKIM refuses to start", mode))
 	}
 	if strings.Contains(mode, "v") {
-		c.note("Mode", s, set, "verifying (the v in "+mode+"): vouch verifies untrusted inbound mail too ([verify], on by default: one Authentication-Results field with dkim=, spf=, dmarc=; every action accept); OpenDKIM's verification settings are not converted")
+		c.note("Mode", s, set, "verifying (the v in "+mode+"): vouch verifies untrusted inbound mail too ([verify], on by default: one Authentication-Results field with dkim=, spf=, dmarc=; every action accept); of OpenDKIM's verification settings, the On-* actions are converted")
 	} else {
 		c.verifyOff = true
 		c.note("Mode", s, set, "no v: OpenDKIM did not verify, so vouch's verification is turned off ([verify] enabled = false)")
@@ -473,7 +476,7 @@ func (c *converter) booleans() {
 		safe, _ = parseBool(s.Value)
 	}
 	if c.haveKeys && safe {
-		c.note("RequireSafeKeys", s, set, "vouch refuses key files that group or others may read or write, or that belong to neither root nor vouch's user: OpenDKIM's keys (owner opendkim) need chown to vouch")
+		c.note("RequireSafeKeys", s, set, "vouch applies OpenDKIM's rule (same verdicts); vouch's user must be able to read the keys: OpenDKIM's (owner opendkim) need chown to vouch")
 	}
 }
 

@@ -422,7 +422,8 @@ func TestTableKeysSign(t *testing.T) {
 // or has a reason for not being carried over, never both.
 func TestEveryOptionHasAPlace(t *testing.T) {
 	converted := []string{"AuthservID", "Canonicalization", "Domain", "Include", "InternalHosts", "KeyFile", "KeyTable",
-		"Mode", "MultipleSignatures", "Nameservers", "OverSignHeaders", "RequireSafeKeys", "Selector",
+		"Mode", "MultipleSignatures", "Nameservers", "On-BadSignature", "On-DNSError", "On-InternalError", "On-KeyNotFound",
+		"On-NoSignature", "On-Security", "On-SignatureError", "OverSignHeaders", "RequireSafeKeys", "Selector",
 		"SignatureAlgorithm", "SignatureTTL", "SignHeaders", "SigningTable", "Socket", "SubDomains", "UMask"}
 	for _, o := range options {
 		_, dropped := notCarried[o.name]
@@ -480,5 +481,54 @@ func TestParseLines(t *testing.T) {
 	}
 	if len(f.Problems) != 1 || f.Problems[0].Name != "Mode" || f.Problems[0].Line != 6 {
 		t.Errorf("problems %+v", f.Problems)
+	}
+}
+
+// TestOnActions: each On-* value is carried over when vouch has the same
+// action (test/onactions_test.go compares the outcome with the real
+// OpenDKIM), and listed as not carried over otherwise.
+func TestOnActions(t *testing.T) {
+	tests := []struct {
+		conf                string
+		dkimFail, tempError string
+		always              bool
+		mode                string
+		notCarried, notes   []string
+	}{
+		{conf: "On-BadSignature reject\n", dkimFail: "reject", tempError: "tempfail", always: true, mode: "enforce"},
+		{conf: "On-BadSignature q\n", dkimFail: "quarantine", tempError: "tempfail", always: true, mode: "enforce"},
+		{conf: "On-BadSignature accept\n", dkimFail: "accept", tempError: "tempfail", mode: "trial", notes: []string{"On-BadSignature"}},
+		{conf: "On-BadSignature discard\n", dkimFail: "accept", tempError: "tempfail", notCarried: []string{"On-BadSignature"}},
+		{conf: "On-DNSError accept\n", dkimFail: "accept", tempError: "accept", notes: []string{"On-DNSError"}},
+		{conf: "On-DNSError reject\n", dkimFail: "accept", tempError: "tempfail", notCarried: []string{"On-DNSError"}},
+		{conf: "On-NoSignature accept\nOn-KeyNotFound a\nOn-InternalError tempfail\nOn-SignatureError t\n", dkimFail: "accept", tempError: "tempfail",
+			notes: []string{"On-NoSignature", "On-KeyNotFound", "On-InternalError", "On-SignatureError"}},
+		{conf: "On-NoSignature reject\nOn-KeyNotFound tempfail\nOn-InternalError accept\nOn-SignatureError reject\nOn-Security tempfail\n", dkimFail: "accept", tempError: "tempfail",
+			notCarried: []string{"On-NoSignature", "On-KeyNotFound", "On-InternalError", "On-SignatureError", "On-Security"}},
+		{conf: "On-BadSignature bogus\n", dkimFail: "accept", tempError: "tempfail", notCarried: []string{"On-BadSignature"}},
+		{conf: "Mode s\nOn-BadSignature reject\n", dkimFail: "accept", tempError: "tempfail", notCarried: []string{"On-BadSignature"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.conf, func(t *testing.T) {
+			res, cfg, _ := convert(t, tc.conf, nil)
+			v := cfg.Verify
+			want := tc.mode
+			if want == "" {
+				want = "trial"
+			}
+			if v.DKIMFail != tc.dkimFail || v.TempError != tc.tempError || v.DKIMFailWhenDMARCPasses != tc.always || cfg.Mode != "trial" || cfg.VerifyMode() != want {
+				t.Errorf("dkim_fail %q temp_error %q when_dmarc_passes %v mode %q verify mode %q\n%s", v.DKIMFail, v.TempError, v.DKIMFailWhenDMARCPasses, cfg.Mode, cfg.VerifyMode(), res.TOML)
+			}
+			for _, o := range tc.notCarried {
+				if !slices.ContainsFunc(res.NotCarried, func(it Item) bool { return it.Option == o }) {
+					t.Errorf("%s not listed as not carried over: %v", o, res.NotCarried)
+				}
+			}
+			for _, o := range tc.notes {
+				if !slices.ContainsFunc(res.Notes, func(it Item) bool { return it.Option == o }) {
+					t.Errorf("%s has no note: %v", o, res.Notes)
+				}
+			}
+		})
 	}
 }

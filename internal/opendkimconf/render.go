@@ -55,14 +55,18 @@ func (c *converter) render() []byte {
 		writeLines(&b, k, prefix)
 		b.WriteString("\n")
 	}
-	if c.verifyOff {
+	if c.verifyOff || len(c.verify) > 0 {
 		b.WriteString("[verify]\n")
-		b.WriteString("enabled = false  # Mode: OpenDKIM did not verify\n\n")
+		if c.verifyOff {
+			b.WriteString("enabled = false  # Mode: OpenDKIM did not verify\n")
+		}
+		writeLines(&b, c.verify, "")
+		b.WriteString("\n")
 	}
 	b.WriteString("[screen]\n")
 	b.WriteString("# OpenDKIM does not screen inbound clients, so vouch's PTR/HELO/MAIL\n")
 	b.WriteString("# screen stays off. Read README \"Screening\" before turning it on\n")
-	b.WriteString("# (mode = \"trial\" first).\n")
+	b.WriteString("# (in trial mode first: the top-level mode above).\n")
 	b.WriteString("enabled = false\n")
 	return b.Bytes()
 }
