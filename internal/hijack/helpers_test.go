@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"vouch/policy"
+	"vouch/internal/smtpreply"
 )
 
 // clock is a settable clock for the Guard.
@@ -101,7 +101,7 @@ var ip2 = netip.MustParseAddr("2001:db8::25")
 // send runs one transaction: MAIL FROM check, then (if not refused) the
 // end of an accepted message with n recipients. It returns the refusal or
 // nil.
-func send(g *Guard, login string, ip netip.Addr, n int) *policy.Reply {
+func send(g *Guard, login string, ip netip.Addr, n int) *smtpreply.Reply {
 	if r := g.CheckSender(ctx(), login, ip); r != nil {
 		return r
 	}
@@ -113,7 +113,7 @@ func send(g *Guard, login string, ip netip.Addr, n int) *policy.Reply {
 	return nil
 }
 
-func replyString(r *policy.Reply) string {
+func replyString(r *smtpreply.Reply) string {
 	if r == nil {
 		return "ok"
 	}
