@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"vouch/milter"
+	"vouch/internal/sockaddr"
 	"vouch/policy"
 )
 
@@ -20,7 +20,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, err := milter.ParseAddress(c.Listen); err != nil {
+	if _, err := sockaddr.Parse(c.Listen); err != nil {
 		add("listen: %v", err)
 	}
 	if c.SocketMode != "" {

@@ -18,6 +18,7 @@ import (
 	"vouch/internal/config"
 	"vouch/internal/hijack"
 	"vouch/internal/metrics"
+	"vouch/internal/sockaddr"
 	"vouch/milter"
 )
 
@@ -52,8 +53,8 @@ func Serve(opts Options) error {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = cfg.Limits.ShutdownTimeout
 	}
-	addr, _ := milter.ParseAddress(cfg.Listen)
-	ln, err := milter.Listen(addr)
+	addr, _ := sockaddr.Parse(cfg.Listen)
+	ln, err := sockaddr.Listen(addr)
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *
 }
 
 // socketPermissions applies socket_mode and socket_group to a unix socket.
-func socketPermissions(cfg *config.Config, addr milter.Address) error {
+func socketPermissions(cfg *config.Config, addr sockaddr.Address) error {
 	if addr.Network != "unix" {
 		return nil
 	}
@@ -201,7 +202,7 @@ func configName(cfg *config.Config) string {
 	return cfg.Path
 }
 
-func logStart(log *slog.Logger, rt *Runtime, addr milter.Address) {
+func logStart(log *slog.Logger, rt *Runtime, addr sockaddr.Address) {
 	cfg := rt.Config
 	if cfg.Path == "" {
 		log.Info("no config file given and " + config.DefaultPath + " does not exist: running on the embedded defaults")
