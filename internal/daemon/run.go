@@ -29,12 +29,24 @@ type Options struct {
 	Version         string
 }
 
-// Load reads the configuration serve would use.
+// Load reads the configuration serve would use and checks all of it: the
+// file (config) and what its settings mean to the screen, verification
+// and hijack detection (checkSettings). The error lists every problem.
 func Load(path string) (*config.Config, error) {
-	if path == "" {
-		return config.LoadDefault()
+	load := config.LoadDefault
+	if path != "" {
+		load = func() (*config.Config, error) { return config.Load(path) }
 	}
-	return config.Load(path)
+	cfg, err := load()
+	if cfg == nil {
+		return nil, err
+	}
+	return cfg, errors.Join(err, checkSettings(cfg))
+}
+
+// check is Load's checks for a configuration already read.
+func check(cfg *config.Config) error {
+	return errors.Join(cfg.Validate(), checkSettings(cfg))
 }
 
 // Serve runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the
@@ -142,7 +154,7 @@ func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *
 			srv.SetEnv(rt.Env)
 			old.close()
 			rt.start()
-			log.Info("reloaded", "config", configName(cfg))
+			log.Info("reloaded", "config", cfg.Name())
 			m.Reload(true)
 			return rt
 		}
@@ -195,19 +207,12 @@ func serveMetrics(log *slog.Logger, addr string, m *metrics.Metrics) error {
 	return nil
 }
 
-func configName(cfg *config.Config) string {
-	if cfg.Path == "" {
-		return "(embedded defaults)"
-	}
-	return cfg.Path
-}
-
 func logStart(log *slog.Logger, rt *Runtime, addr sockaddr.Address) {
 	cfg := rt.Config
 	if cfg.Path == "" {
 		log.Info("no config file given and " + config.DefaultPath + " does not exist: running on the embedded defaults")
 	}
-	log.Info("vouch listening", "listen", cfg.Listen, "socket", addr.String(), "config", configName(cfg),
+	log.Info("vouch listening", "listen", cfg.Listen, "socket", addr.String(), "config", cfg.Name(),
 		"dns", fmt.Sprint(rt.Resolver.Servers()), "screen", screenSummary(cfg))
 	for _, w := range rt.Warnings {
 		log.Warn(w)

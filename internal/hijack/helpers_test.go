@@ -39,7 +39,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // testConfig is an enabled memory-backend config in a temporary directory,
-// without admin socket or notification.
+// without admin socket or notification (no postmaster).
 func testConfig(t testing.TB, c *clock) Config {
 	t.Helper()
 	return Config{
@@ -48,6 +48,8 @@ func testConfig(t testing.TB, c *clock) Config {
 		Recipients: 500,
 		Window:     30 * time.Minute,
 		Action:     ActionTempfail,
+		NotifySMTP: "127.0.0.1:25",
+		NotifyFrom: "vouch@localhost",
 		StateFile:  filepath.Join(t.TempDir(), "frozen.json"),
 		Backend:    BackendMemory,
 		Now:        c.Now,

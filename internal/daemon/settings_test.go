@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vouch.toml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Settings whose meaning belongs to another package (the socket syntax,
+// action and outcome names) are checked here, while translating, and
+// reported by Load in the config's format.
+func TestBadSettings(t *testing.T) {
+	tests := []struct {
+		name, content string
+		want          []string // each must appear in the error
+	}{
+		{"bad socket", "listen = \"tcp:8891\"\n", []string{`vouch.toml: listen: socket "tcp:8891"`}},
+		{"bad mode", "[screen]\nmode = \"strict\"\n", []string{`screen.mode: "strict"`}},
+		{"bad action", "[screen.ptr]\nno_record = \"bounce\"\n", []string{`screen.ptr.no_record: unknown action "bounce"`}},
+		{"outcome of another check", "[screen.mail]\nno_record = \"reject\"\n", []string{`mail has no outcome "no_record"`}},
+		{"temp_error may not reject", "[screen.helo]\ntemp_error = \"reject\"\n", []string{"screen.helo.temp_error: reject is not allowed"}},
+		{"reply for unknown outcome", "[screen.helo.replies]\nnot_exists = \"x\"\n", []string{"screen.helo.replies.not_exists: no such outcome"}},
+		{"bad verify action", "[verify]\ndkim_fail = \"bounce\"\n", []string{"vouch.toml: verify.dkim_fail"}},
+		{"bad hijack section", "[hijack]\nenabled = true\naction = \"bounce\"\nmessages = 0\n", []string{
+			`vouch.toml: hijack.action: unknown action "bounce"`, "vouch.toml: hijack.messages"}},
+		{"with file problems", "log_level = \"loud\"\n[screen]\nmode = \"strict\"\n", []string{"vouch.toml: log_level", "vouch.toml: screen.mode"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, tc.content))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestScreenConfig(t *testing.T) {
+	cfg, err := Load(writeConfig(t, `
+[screen.ptr]
+no_match = "reject"
+[screen.ptr.replies]
+no_match = "Fix your reverse DNS, %ip%"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, errs := ScreenConfig(cfg)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if r := pc.Checks["ptr"].Rules["no_match"]; r.Text != "Fix your reverse DNS, %ip%" || r.Action.String() != "reject" {
+		t.Fatalf("ptr no_match: %+v", r)
+	}
+}
