@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"vouch/internal/dnstest"
 	"vouch/internal/mtaclient"
 	"vouch/internal/resolver"
+	"vouch/internal/testutil"
 	"vouch/internal/verify"
 	"vouch/policy"
 	"vouch/signer"
@@ -34,25 +34,7 @@ type testbed struct {
 	dns  *dnstest.Server
 	res  *resolver.Resolver
 	srv  *Server
-	logs *syncLog
-}
-
-// syncLog is a log sink the server writes to while tests read it.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *testutil.LogBuffer
 }
 
 var signedHeaders = []string{"From", "Reply-To", "Subject", "Date", "To", "Cc", "Message-ID", "In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Id"}
@@ -113,7 +95,7 @@ func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncLog{}
+	logs := &testutil.LogBuffer{}
 	env := &Env{Signer: sg, MaxHeaders: 1 << 20, Log: slog.New(slog.NewTextHandler(logs, nil)), AuthservID: "mx.example.test"}
 	if screen != nil {
 		env.Screener = policy.NewScreener(screen, res, nil)

@@ -1,7 +1,6 @@
 package whitelist
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"vouch/internal/testutil"
 )
 
 const (
@@ -447,28 +448,10 @@ func TestSyncFollowsHTTPSRedirect(t *testing.T) {
 	}
 }
 
-// syncLog collects log records.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestSyncAllKinds(t *testing.T) {
 	srv := newListServer(t, newList, `"x"`)
 	set, paths := newTestSet(t, map[Kind]string{Reverse: currentList, HELO: currentList})
-	var logs syncLog
+	var logs testutil.LogBuffer
 	cfg := SyncConfig{URLs: map[Kind]string{
 		Reverse:  "https://user:s3cret@" + strings.TrimPrefix(srv.ts.URL, "https://") + "/r",
 		HELO:     srv.ts.URL + "/nothing?x=1", // served the same list

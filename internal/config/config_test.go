@@ -1,11 +1,11 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"vouch/internal/testutil"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -38,17 +38,8 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
-func writeConfig(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "vouch.toml")
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestFileOverlaysDefaults(t *testing.T) {
-	p := writeConfig(t, `
+	p := testutil.WriteTemp(t, "vouch.toml", `
 listen = "unix:/run/vouch/vouch.sock"
 [dns]
 servers = ["192.0.2.53:53"]
@@ -91,7 +82,7 @@ func TestBadConfigs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(writeConfig(t, tc.content))
+			_, err := Load(testutil.WriteTemp(t, "vouch.toml", tc.content))
 			if err == nil {
 				t.Fatal("no error")
 			}

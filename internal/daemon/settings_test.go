@@ -1,20 +1,11 @@
 package daemon
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func writeConfig(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "vouch.toml")
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+	"vouch/internal/testutil"
+)
 
 // Settings whose meaning belongs to another package (the socket syntax,
 // action and outcome names) are checked here, while translating, and
@@ -37,7 +28,7 @@ func TestBadSettings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(writeConfig(t, tc.content))
+			_, err := Load(testutil.WriteTemp(t, "vouch.toml", tc.content))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -51,7 +42,7 @@ func TestBadSettings(t *testing.T) {
 }
 
 func TestScreenConfig(t *testing.T) {
-	cfg, err := Load(writeConfig(t, `
+	cfg, err := Load(testutil.WriteTemp(t, "vouch.toml", `
 [screen.ptr]
 no_match = "reject"
 [screen.ptr.replies]

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"vouch/internal/smtpreply"
+	"vouch/internal/testutil"
 )
 
 // clock is a settable clock for the Guard.
@@ -69,30 +70,13 @@ func newGuard(t testing.TB, cfg Config) *Guard {
 // testLogger collects the log; a failing test shows it. Writes after the
 // test (go-redis's global logger) only go to the buffer.
 func testLogger(t testing.TB) *slog.Logger {
-	b := &logBuffer{}
+	b := &testutil.LogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() || testing.Verbose() {
 			t.Logf("log:\n%s", b.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func ctx() context.Context { return context.Background() }
