@@ -70,7 +70,7 @@ func TestBadConfigs(t *testing.T) {
 		name, content string
 		want          []string // each must appear in the error
 	}{
-		{"unknown key", "lisen = \"inet:1@localhost\"\n", []string{"vouch.toml: unknown key lisen"}},
+		{"unknown key", "lisen = \"inet:1@localhost\"\n", []string{"vouch.toml:1: unknown key lisen (did you mean listen?)"}},
 		{"unknown nested key", "[signing]\nkey_tabel = \"/x\"\n", []string{"unknown key signing.key_tabel"}},
 		{"syntax error", "listen = \"inet:1@localhost\"\nlog_level = \n", []string{"vouch.toml:2:"}},
 		{"wrong type", "[dns]\ntimeout = true\n", []string{"vouch.toml", "dns.timeout"}},
@@ -92,6 +92,63 @@ func TestBadConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestErrorsTeach: each mistake is reported with its line and key, in
+// words that say what to write instead.
+func TestErrorsTeach(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"typo in a table", "[signing]\nkey_tabel = \"/x\"\n", "vouch.toml:2: unknown key signing.key_tabel (did you mean signing.key_table?)"},
+		{"key outside its table", "\ntimeout = \"5s\"\n", "vouch.toml:2: unknown key timeout (did you mean dns.timeout or whitelist.sync.timeout? a key belongs under its [table])"},
+		{"unknown table", "[sigining]\nkey_table = \"/x\"\n", "vouch.toml:1: unknown key sigining (did you mean signing?)"},
+		{"unknown key, nothing close", "[dns]\nfrobnicate = 1\n", "vouch.toml:2: unknown key dns.frobnicate"},
+		{"string for a list", "[signing]\ninternal_hosts = \"127.0.0.1\"\n", `vouch.toml:2: signing.internal_hosts: want a list like ["127.0.0.1"], not a string`},
+		{"number for a string", "listen = 8891\n", `vouch.toml:1: listen: want a string in quotes, like "inet:8891@localhost", not a number`},
+		{"string for a bool", "[screen]\nenabled = \"yes\"\n", "vouch.toml:2: screen.enabled: want true or false, not a string"},
+		{"string for a number", "[dns]\nattempts = \"3\"\n", "vouch.toml:2: dns.attempts: want a whole number, like "},
+		{"bad duration", "[dns]\ntimeout = \"5 seconds\"\n", `vouch.toml:2: dns.timeout: "5 seconds" is not a duration: write a number and a unit, like "5s"`},
+		{"bool for a duration", "[hijack]\nwindow = true\n", `vouch.toml:2: hijack.window: want a duration in quotes, like "30m", not true or false`},
+		{"value for a table", "screen = 1\n", "vouch.toml:1: screen: want a table: a line [screen], then its keys, not a number"},
+		{"number for texts", "[screen.ptr]\nreplies = 1\n", "vouch.toml:2: screen.ptr.replies: want a table of texts"},
+		{"table for inline keys", "[[signing.key]]\ndomain = 1\nselector = \"s\"\n", "vouch.toml:2: signing.key.domain: want a string in quotes"},
+		{"unknown key in a key", "[[signing.key]]\ndomain = \"example.com\"\nselectr = \"s\"\n", "vouch.toml:3: unknown key signing.key.selectr (did you mean signing.key.selector?)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(testutil.WriteTemp(t, "vouch.toml", tc.content))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestAllProblemsAtOnce: one run reports every problem of the file, in
+// the order of its lines.
+func TestAllProblemsAtOnce(t *testing.T) {
+	_, err := Load(testutil.WriteTemp(t, "vouch.toml", `lisen = "inet:1@localhost"
+[signing]
+internal_hosts = "127.0.0.1"
+key_tabel = "/x"
+[dns]
+timeout = "5 seconds"
+attempts = "3"
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{":1: unknown key lisen", ":3: signing.internal_hosts", ":4: unknown key signing.key_tabel", ":6: dns.timeout", ":7: dns.attempts"}
+	if len(lines) != len(want) {
+		t.Fatalf("want %d problems, got:\n%v", len(want), err)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("problem %d: %q lacks %q", i, lines[i], w)
+		}
 	}
 }
 
