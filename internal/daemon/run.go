@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,6 +43,18 @@ func Load(path string) (*config.Config, error) {
 		return nil, err
 	}
 	return cfg, errors.Join(err, checkSettings(cfg))
+}
+
+// Check is serve -check: it reads the configuration at path and loads
+// everything it names, and reports the problems of both in one error. A
+// file that cannot be read into a configuration at all (TOML syntax,
+// unknown keys, wrong types) stops it before any key is looked at.
+func Check(path string, logTo io.Writer) (*Runtime, error) {
+	cfg, err := Load(path)
+	if cfg == nil {
+		return nil, err
+	}
+	return Build(cfg, NewLogger(cfg, logTo), nil) // Build checks what Load did
 }
 
 // check is Load's checks for a configuration already read.

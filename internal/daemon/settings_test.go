@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,4 +61,42 @@ no_match = "Fix your reverse DNS, %ip%"
 	if r := pc.Checks["ptr"].Rules["no_match"]; r.Text != "Fix your reverse DNS, %ip%" || r.Action.String() != "reject" {
 		t.Fatalf("ptr no_match: %+v", r)
 	}
+}
+
+// TestCheckReportsEverything: serve -check (Check) reports two missing keys, a bad key table line, a signing table naming
+// a key that is not there and the config's own problems, all in one run.
+func TestCheckReportsEverything(t *testing.T) {
+	dir := t.TempDir()
+	kt := filepath.Join(dir, "KeyTable")
+	st := filepath.Join(dir, "SigningTable")
+	os.WriteFile(kt, []byte("a a.test:s:"+dir+"/a.private\nb b.test:s:"+dir+"/b.private\nbroken nocolons\n"), 0o644)
+	os.WriteFile(st, []byte("a.test a\nb.test b\nc.test nope\n"), 0o644)
+	path := testutil.WriteTemp(t, "vouch.toml", `
+[signing]
+key_table = "`+kt+`"
+signing_table = "`+st+`"
+[[signing.key]]
+domain = "c.test"
+selector = "s"
+private_key = "`+dir+`/c.private"
+`)
+	// A problem of the file itself is reported along with the keys'.
+	os.WriteFile(path, append([]byte("log_level = \"loud\"\n"), must(os.ReadFile(path))...), 0o644)
+	_, err := Check(path, io.Discard)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"vouch.toml: log_level", kt + `:1: key table entry "a"`, kt + `:2: key table entry "b"`, kt + `:3: key table entry "broken"`,
+		st + `:3: signing table entry "c.test" names key "nope"`, "signing.key[0]: key " + dir + "/c.private"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
