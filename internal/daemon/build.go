@@ -1,6 +1,9 @@
-// Package daemon turns a configuration into a running milter: it builds
-// the signer, resolver, whitelists and screen from the config, serves,
-// reloads on SIGHUP and drains on SIGTERM.
+// Package daemon turns a configuration into a running milter: it
+// translates the config's sections into each package's settings (and
+// checks what those settings mean: socket syntax, action and outcome
+// names, the hijack limits; settings.go), builds the signer, resolver,
+// whitelists and screen from them, serves, reloads on SIGHUP and drains
+// on SIGTERM. Only cmd/ imports it.
 package daemon
 
 import (
