@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"vouch/internal/iprev"
 	"vouch/internal/mailtext"
 	"vouch/internal/resolver"
 )
@@ -19,34 +20,25 @@ import (
 // maxMXHosts bounds the MX hosts whose addresses a check resolves.
 const maxMXHosts = 10
 
-// checkPTR is forward-confirmed reverse DNS (RFC 8601 §3 iprev): some PTR
-// name of ip must resolve back to ip.
+// checkPTR is forward-confirmed reverse DNS (internal/iprev): some PTR
+// name of ip must resolve back to ip. Its iprev status goes into
+// Authentication-Results as it is.
 func checkPTR(ctx context.Context, res *resolver.Resolver, ip netip.Addr, maxNames int) Result {
 	r := Result{Check: PTR}
-	names, st, err := res.PTR(ctx, ip)
-	if err != nil {
-		r.note("PTR %s: %v", ip, err)
-		r.Undetermined, r.TempErr = []Outcome{NoRecord, NoMatch}, err
-		return r
-	}
-	if st != resolver.Found {
-		r.note("PTR %s: %s", ip, st)
+	var err error
+	r.IPRev, _, r.PTRNames, r.Evidence, err = iprev.Lookup(ctx, res, ip, maxNames)
+	switch r.IPRev {
+	case iprev.PermError:
 		r.Outcomes = []Outcome{NoRecord}
-		return r
-	}
-	r.note("PTR %s: %s", ip, strings.Join(names, " "))
-	r.PTRNames = names
-	if len(names) > maxNames {
-		names = names[:maxNames]
-	}
-	match, tempErr := anyResolvesTo(ctx, res, names, ip, &r)
-	switch {
-	case match != "":
-		return r
-	case tempErr != nil:
-		r.Undetermined, r.TempErr = []Outcome{NoMatch}, tempErr
-	default:
+	case iprev.Fail:
 		r.Outcomes = []Outcome{NoMatch}
+	case iprev.TempError:
+		r.TempErr = err
+		r.Undetermined = []Outcome{NoMatch}
+		if r.PTRNames == nil {
+			// The PTR lookup itself failed: there may be no record.
+			r.Undetermined = []Outcome{NoRecord, NoMatch}
+		}
 	}
 	return r
 }
@@ -189,38 +181,11 @@ func isNullMX(mxs []resolver.MX) bool {
 	return len(mxs) == 1 && mxs[0].Host == "."
 }
 
-// anyResolvesTo resolves names in parallel (ip's family only) and returns
-// the first that has ip among its addresses. If none does and some lookup
-// failed temporarily, it returns that error.
+// anyResolvesTo is iprev.ResolvesTo with its evidence noted in r.
 func anyResolvesTo(ctx context.Context, res *resolver.Resolver, names []string, ip netip.Addr, r *Result) (string, error) {
-	ip = ip.Unmap()
-	type answer struct {
-		addrs []netip.Addr
-		st    resolver.Status
-		err   error
-	}
-	answers := make([]answer, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := &answers[i]
-			a.addrs, a.st, a.err = res.Addrs(ctx, name, ip.Is4(), ip.Is6())
-		}()
-	}
-	wg.Wait()
-	var tempErr error
-	for i, a := range answers {
-		r.noteAddrs(names[i], a.addrs, a.st, a.err)
-		if a.err != nil && tempErr == nil {
-			tempErr = a.err
-		}
-		if slices.Contains(a.addrs, ip) {
-			return names[i], nil
-		}
-	}
-	return "", tempErr
+	match, evidence, err := iprev.ResolvesTo(ctx, res, names, ip)
+	r.Evidence = append(r.Evidence, evidence...)
+	return match, err
 }
 
 func (r *Result) note(format string, args ...any) {
@@ -228,18 +193,7 @@ func (r *Result) note(format string, args ...any) {
 }
 
 func (r *Result) noteAddrs(name string, addrs []netip.Addr, st resolver.Status, err error) {
-	switch {
-	case err != nil:
-		r.note("A/AAAA %s: %v", name, err)
-	case st != resolver.Found:
-		r.note("A/AAAA %s: %s", name, st)
-	default:
-		s := make([]string, len(addrs))
-		for i, a := range addrs {
-			s[i] = a.String()
-		}
-		r.note("A/AAAA %s: %s", name, strings.Join(s, " "))
-	}
+	r.Evidence = append(r.Evidence, iprev.AddrEvidence(name, addrs, st, err))
 }
 
 func firstErr(errs ...error) error {

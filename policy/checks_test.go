@@ -95,7 +95,7 @@ func TestCheckPTR(t *testing.T) {
 		t.Run(tc.ip, func(t *testing.T) {
 			r := checkPTR(context.Background(), res, netip.MustParseAddr(tc.ip).Unmap(), 10)
 			assertResult(t, r, tc.want)
-			if got := iprev(r); got != tc.iprev {
+			if got := string(r.IPRev); got != tc.iprev {
 				t.Fatalf("iprev %s, want %s", got, tc.iprev)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"vouch/internal/iprev"
 	"vouch/internal/smtpreply"
 	"vouch/whitelist"
 )
@@ -144,8 +145,9 @@ type Result struct {
 	Undetermined []Outcome
 	Exempt       *whitelist.Entry
 	Skipped      bool
-	Evidence     []string // "PTR 192.0.2.1: mail.example.com.", ...
-	PTRNames     []string // the PTR check's names, for whitelist matching
+	Evidence     []string     // "PTR 192.0.2.1: mail.example.com.", ...
+	PTRNames     []string     // the PTR check's names, for whitelist matching
+	IPRev        iprev.Status // the PTR check's RFC 8601 result, for Authentication-Results; "" if no lookup was made
 	TempErr      error
 }
 
@@ -204,7 +206,7 @@ func Decide(cfg *Config, in Input, results []Result) Decision {
 	for _, r := range results {
 		v := Verdict{Result: r, Outcome: r.Summary(), Action: Accept}
 		if r.Check == PTR {
-			d.IPRev = iprev(r)
+			d.IPRev = string(r.IPRev)
 		}
 		if !r.Skipped && r.Exempt == nil {
 			rules := cfg.Checks[r.Check].Rules
@@ -250,19 +252,4 @@ func Decide(cfg *Config, in Input, results []Result) Decision {
 	}
 	d.Reply = &reply
 	return d
-}
-
-// iprev maps the PTR check onto RFC 8601 §3 iprev results.
-func iprev(r Result) string {
-	switch {
-	case r.Skipped || r.Exempt != nil && r.Evidence == nil:
-		return "" // no lookup was made
-	case slices.Contains(r.Outcomes, NoRecord):
-		return "permerror" // no PTR data: a later attempt is unlikely to differ
-	case slices.Contains(r.Outcomes, NoMatch):
-		return "fail"
-	case len(r.Undetermined) > 0:
-		return "temperror"
-	}
-	return "pass"
 }

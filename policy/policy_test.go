@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"vouch/internal/iprev"
 	"vouch/whitelist"
 )
 
@@ -144,7 +145,7 @@ func TestTempErrorNeverRejects(t *testing.T) {
 func TestUndeterminedOutcomeOnlyLoggedDoesNotDefer(t *testing.T) {
 	// PTR found, but the forward lookup failed: only no_match (log) was
 	// left open, so the mail is accepted with iprev=temperror.
-	d := Decide(testConfig(Enforce), testInput, []Result{{Check: PTR, Undetermined: []Outcome{NoMatch}, Evidence: []string{"x"}}})
+	d := Decide(testConfig(Enforce), testInput, []Result{{Check: PTR, Undetermined: []Outcome{NoMatch}, IPRev: iprev.TempError, Evidence: []string{"x"}}})
 	if d.Action != Log || d.Reply != nil || d.IPRev != "temperror" {
 		t.Fatalf("got %s %v iprev=%s", d.Action, d.Reply, d.IPRev)
 	}

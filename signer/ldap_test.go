@@ -279,7 +279,7 @@ func ldapSigner(t *testing.T, signST string, sign, keys *fakeDir, ttl time.Durat
 	s.ldap = &ldapTables{sign: st, keys: kt, signC: sign, keysC: keys, cache: newLDAPCache(ttl, 0), requireSafe: true}
 	now := time.Unix(1_800_000_000, 0)
 	if s.ldap.cache != nil {
-		s.ldap.cache.now = func() time.Time { return now }
+		s.ldap.cache.c.Now = func() time.Time { return now }
 	}
 	return s, &now
 }

@@ -137,7 +137,10 @@ func Parse(name string, r io.Reader) (*List, []Problem, error) {
 		}
 		tok := fields[0]
 		if len(fields) > 1 {
-			problems = append(problems, Problem{name, lineNo, fmt.Sprintf("ignored text after %q: %q", tok, strings.Join(fields[1:], " "))})
+			// "this is garbage" is not the entry "this": a line is one
+			// entry, and a line that is not is ignored whole.
+			problems = append(problems, Problem{name, lineNo, fmt.Sprintf("%q is not one entry (text after %q); the line is ignored", strings.Join(fields, " "), tok)})
+			continue
 		}
 		e := Entry{File: name, Line: lineNo, Text: tok}
 		if err := l.add(tok, e); err != nil {

@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"vouch/internal/dnstest"
+	"vouch/internal/domaincheck"
 	"vouch/signer"
 )
 
@@ -44,7 +47,7 @@ func checkKeyFile(t *testing.T, dir, name string) (string, crypto.Signer) {
 func dkimTXT(t *testing.T, selector, domain, name string) string {
 	t.Helper()
 	_, k := checkKeyFile(t, t.TempDir(), name)
-	rec, err := dkimRecordFor(k)
+	rec, err := domaincheck.RecordText(k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,9 +60,15 @@ type testKeyEntry struct{ domain, selector, name string }
 // test keys as [[signing.key]] entries.
 func writeCheckConfig(t *testing.T, srv *dnstest.Server, keys ...testKeyEntry) string {
 	t.Helper()
+	return writeCheckConfigAddr(t, srv.Addr, keys...)
+}
+
+// writeCheckConfigAddr is writeCheckConfig with any DNS server address.
+func writeCheckConfigAddr(t *testing.T, dnsAddr string, keys ...testKeyEntry) string {
+	t.Helper()
 	dir := t.TempDir()
 	var b strings.Builder
-	fmt.Fprintf(&b, "[dns]\nservers = [%q]\ntimeout = \"300ms\"\nattempts = 1\n\n", srv.Addr)
+	fmt.Fprintf(&b, "[dns]\nservers = [%q]\ntimeout = \"300ms\"\nattempts = 1\n\n", dnsAddr)
 	for _, k := range keys {
 		path, _ := checkKeyFile(t, dir, k.name)
 		fmt.Fprintf(&b, "[[signing.key]]\ndomain = %q\nselector = %q\nprivate_key = %q\n\n", k.domain, k.selector, path)
@@ -201,7 +210,7 @@ func TestCheckGolden(t *testing.T) {
 			}
 			cfg := writeCheckConfig(t, srv, tc.keys...)
 			var out bytes.Buffer
-			exit := runCheck(append([]string{"-config", cfg}, tc.args...), &out)
+			exit := runCheck(append([]string{"-config", cfg}, tc.args...), &out, io.Discard)
 			golden := filepath.Join("testdata/check", tc.name+".golden")
 			if *updateGolden {
 				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
@@ -219,7 +228,7 @@ func TestCheckGolden(t *testing.T) {
 				t.Errorf("exit %d, want %d", exit, tc.exit)
 			}
 			if strings.HasSuffix(tc.name, "json") {
-				var rep checkReport
+				var rep domaincheck.Report
 				if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Exit != exit || len(rep.Items) == 0 {
 					t.Errorf("JSON: %v %+v", err, rep)
 				}
@@ -228,26 +237,56 @@ func TestCheckGolden(t *testing.T) {
 	}
 }
 
-func TestCheckUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"a.test", "b.test"}, {"-ip", "nope", "a.test"}, {"-bogus", "a.test"}} {
-		if got := runCheck(args, &bytes.Buffer{}); got != 3 {
-			t.Errorf("%q: exit %d, want 3", args, got)
+// TestCheckUnreachableResolver: when no DNS server answers, vouch check
+// says so once and exits 2 (it used to print a warning per lookup and
+// exit 1, as if the domain had flaky DNS).
+func TestCheckUnreachableResolver(t *testing.T) {
+	// Nothing listens: a port that was just free.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := pc.LocalAddr().String()
+	pc.Close()
+	// Something listens and never answers.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+
+	for name, addr := range map[string]string{"nothing listens": closed, "packets dropped": silent.LocalAddr().String()} {
+		t.Run(name, func(t *testing.T) {
+			cfg := writeCheckConfigAddr(t, addr, testKeyEntry{"example.test", "mail", "mail"})
+			var out bytes.Buffer
+			exit := runCheck([]string{"-config", cfg, "-ip", "192.0.2.1", "example.test"}, &out, io.Discard)
+			got := out.String()
+			if exit != 2 || strings.Count(got, "no DNS server answers ("+addr) != 1 || strings.Count(got, "✗") != 1 ||
+				strings.Contains(got, "could not look it up") || !strings.HasSuffix(got, "result: 1 failure, 0 warnings\n") {
+				t.Fatalf("exit %d, want 2 and one failure:\n%s", exit, got)
+			}
+		})
+	}
+}
+
+// TestCheckHelp: -h says what the command does, its flags, exit codes and
+// an example, and exits 0.
+func TestCheckHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if exit := runCheck([]string{"-h"}, io.Discard, &stderr); exit != 0 {
+		t.Fatalf("-h: exit %d", exit)
+	}
+	for _, want := range []string{"usage: vouch check", "Checks the DNS of a sending domain", "Exit status: 0 all good, 1 warnings, 2 failures", "Example:\n  vouch check -ip", "-selector", "-json"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, stderr.String())
 		}
 	}
 }
 
-func TestSPFCIDRAndTerms(t *testing.T) {
-	for cidr, ok := range map[string]bool{"": true, "/24": true, "/32": true, "/33": false, "//64": true, "/24//64": true, "//129": false, "/x": false, "/024": false} {
-		if validSPFCIDR(cidr) != ok {
-			t.Errorf("validSPFCIDR(%q) = %v", cidr, !ok)
-		}
-	}
-	for term, ok := range map[[2]string]bool{
-		{"ip4", "192.0.2.1"}: true, {"ip4", "192.0.2.0/24"}: true, {"ip4", "2001:db8::1"}: false,
-		{"ip6", "2001:db8::/32"}: true, {"ip6", "192.0.2.1"}: false, {"ip4", "300.1.1.1"}: false,
-	} {
-		if validIPTerm(term[0], term[1]) != ok {
-			t.Errorf("validIPTerm(%v) = %v", term, !ok)
+func TestCheckUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"a.test", "b.test"}, {"-ip", "nope", "a.test"}, {"-bogus", "a.test"}} {
+		if got := runCheck(args, &bytes.Buffer{}, io.Discard); got != 3 {
+			t.Errorf("%q: exit %d, want 3", args, got)
 		}
 	}
 }

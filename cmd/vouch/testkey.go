@@ -2,12 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +11,7 @@ import (
 
 	"vouch/internal/config"
 	"vouch/internal/daemon"
+	"vouch/internal/domaincheck"
 	"vouch/internal/resolver"
 	"vouch/signer"
 )
@@ -70,7 +65,7 @@ func runTestkey(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("testkey", err, exitUsage)
 	}
-	var keys []localKey
+	var keys []domaincheck.Key
 	if single {
 		// An explicit key file is tested whatever its mode: the admin
 		// named it.
@@ -78,7 +73,7 @@ func runTestkey(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail("testkey", err, exitNoInput)
 		}
-		keys = []localKey{{Domain: strings.ToLower(strings.TrimSuffix(*domain, ".")), Selector: *selector, Signer: k, Source: *keyPath}}
+		keys = []domaincheck.Key{{Domain: strings.ToLower(strings.TrimSuffix(*domain, ".")), Selector: *selector, Signer: k, Source: *keyPath}}
 	} else {
 		var warnings []string
 		keys, warnings, err = configKeys(cfg)
@@ -96,20 +91,27 @@ func runTestkey(args []string, stdout, stderr io.Writer) int {
 	worst := exitKeyOK
 	for _, k := range keys {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		kc := checkDKIMKey(ctx, res, k.Domain, k.Selector, k.Signer)
+		kc := domaincheck.CheckKey(ctx, res, k.Domain, k.Selector, k.Signer)
 		cancel()
 		if k.Domain == "%" {
 			kc.Message = "the domain is the From domain (KeyTable \"%\"): give -d DOMAIN -s " + k.Selector + " -k FILE to test one"
-			kc.Exit = exitKeyOK
 		}
 		msg := kc.Message
-		if kc.Exit == exitKeyOK && kc.Warning != "" {
+		if kc.Result == domaincheck.KeyOK && kc.Warning != "" {
 			msg += "; warning: " + kc.Warning
 		}
 		fmt.Fprintf(stdout, "%s (%s): %s\n", kc.Name, k.Source, msg)
-		worst = worseExit(worst, kc.Exit)
+		worst = worseExit(worst, keyExit[kc.Result])
 	}
 	return worst
+}
+
+// keyExit is opendkim-testkey's exit status for each result.
+var keyExit = map[domaincheck.KeyResult]int{
+	domaincheck.KeyOK:       exitKeyOK,
+	domaincheck.KeyUnusable: exitDataErr,
+	domaincheck.KeyMissing:  exitUnavailable,
+	domaincheck.KeyTempFail: exitTempFail,
 }
 
 // worseExit orders testkey's statuses: a wrong or broken record first,
@@ -124,219 +126,25 @@ func worseExit(a, b int) int {
 
 // configResolver builds the resolver of a configuration's [dns] section.
 func configResolver(cfg *config.Config) (*resolver.Resolver, error) {
-	return resolver.New(resolver.Config{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, Attempts: cfg.DNS.Attempts})
-}
-
-// localKey is a private key the configuration signs with.
-type localKey struct {
-	Domain, Selector string // Domain "%" for a KeyTable row signing for the From domain
-	Signer           crypto.Signer
-	Source           string // where it is configured
+	// A small cache: the checks ask some names twice.
+	return resolver.New(resolver.Config{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, Attempts: cfg.DNS.Attempts, CacheSize: 1000})
 }
 
 // configKeys returns every key of the configuration the signer loads at
 // start (KeyTable rows with a fixed key and [[signing.key]] entries).
-func configKeys(cfg *config.Config) ([]localKey, []string, error) {
+func configKeys(cfg *config.Config) ([]domaincheck.Key, []string, error) {
 	sg, _, err := signer.New(daemon.SignerConfig(cfg))
 	if err != nil {
 		return nil, nil, err
 	}
 	defer sg.Close()
-	var out []localKey
+	var out []domaincheck.Key
 	for _, k := range sg.Keys() {
-		out = append(out, localKey{Domain: k.Domain, Selector: k.Selector, Signer: k.Signer, Source: k.Source})
+		out = append(out, domaincheck.Key{Domain: k.Domain, Selector: k.Selector, Signer: k.Signer, Source: k.Source})
 	}
 	var notes []string
 	if strings.Contains(cfg.Signing.KeyTable, "%") || strings.HasPrefix(cfg.Signing.KeyTable, "ldap") {
 		notes = append(notes, "keys loaded per message (a % in the key path, or keys in LDAP) are not listed")
 	}
 	return out, notes, nil
-}
-
-// dkimKeyCheck is what checkDKIMKey found for one selector.
-type dkimKeyCheck struct {
-	Name    string // SELECTOR._domainkey.DOMAIN
-	Found   string // the TXT record as published ("" if none)
-	Exit    int    // exitKeyOK, exitDataErr, exitUnavailable, exitTempFail
-	Message string // one sentence: what is right or wrong
-	Warning string // something to fix that does not break signatures
-	Alg     string // rsa or ed25519, from the record
-	Bits    int    // RSA modulus size
-	Matches bool   // the record is the public half of the local key
-	Publish string // the record to publish (from the local key) when it is missing or wrong
-}
-
-// checkDKIMKey looks up SELECTOR._domainkey.DOMAIN and checks the record:
-// published, exactly one, parses, not revoked, a usable key size, and,
-// with a local key, that it is that key's public half.
-func checkDKIMKey(ctx context.Context, res *resolver.Resolver, domain, selector string, key crypto.Signer) dkimKeyCheck {
-	kc := dkimKeyCheck{Name: selector + "._domainkey." + domain}
-	if key != nil && domain != "%" {
-		if rec, err := dkimRecordFor(key); err == nil {
-			kc.Publish = kc.Name + ". IN TXT " + rec
-		}
-	}
-	if domain == "%" {
-		kc.Message = "not checked"
-		return kc
-	}
-	txts, st, err := res.TXT(ctx, kc.Name)
-	switch {
-	case err != nil && resolver.IsTemporary(err):
-		kc.Exit, kc.Message = exitTempFail, "DNS failure: "+err.Error()
-		return kc
-	case err != nil:
-		kc.Exit, kc.Message = exitDataErr, "not a valid DNS name: "+err.Error()
-		return kc
-	case st != resolver.Found:
-		kc.Exit, kc.Message = exitUnavailable, "no key record published ("+st.String()+")"
-		return kc
-	case len(txts) > 1:
-		kc.Found = strings.Join(txts, " | ")
-		kc.Exit, kc.Message = exitDataErr, fmt.Sprintf("%d TXT records: receivers treat that as no key (RFC 6376 §3.6.2.2); keep one", len(txts))
-		return kc
-	}
-	kc.Found = txts[0]
-	rec, err := parseDKIMKeyRecord(txts[0])
-	if err != nil {
-		kc.Exit, kc.Message = exitDataErr, "the record does not parse: "+err.Error()
-		return kc
-	}
-	kc.Alg, kc.Bits = rec.alg, rec.bits
-	switch {
-	case rec.revoked:
-		kc.Exit, kc.Message = exitDataErr, "the key is revoked (empty p=): signatures with it fail"
-		return kc
-	case rec.alg == "rsa" && rec.bits < 1024:
-		kc.Exit, kc.Message = exitDataErr, fmt.Sprintf("RSA key of %d bits: receivers ignore keys under 1024 bits (RFC 8301)", rec.bits)
-		return kc
-	case rec.alg == "rsa" && rec.bits < 2048:
-		kc.Warning = fmt.Sprintf("RSA key of %d bits: 2048 are recommended", rec.bits)
-	}
-	if rec.testing {
-		if kc.Warning != "" {
-			kc.Warning += "; "
-		}
-		kc.Warning += "t=y: receivers treat the domain as testing DKIM"
-	}
-	desc := rec.alg
-	if rec.alg == "rsa" {
-		desc = fmt.Sprintf("rsa %d bits", rec.bits)
-	}
-	if key == nil {
-		kc.Message = desc + " (no local key to compare)"
-		return kc
-	}
-	if !publicKeysEqual(key.Public(), rec.pub) {
-		kc.Exit, kc.Message = exitDataErr, "the published key is not the public half of the local private key: signatures will fail"
-		return kc
-	}
-	kc.Matches = true
-	kc.Message = "key OK (" + desc + ")"
-	return kc
-}
-
-// dkimRecordFor is the TXT record text for a key, in 250-character
-// strings as a zone file needs them.
-func dkimRecordFor(key crypto.Signer) (string, error) {
-	p, err := signer.PublicKeyRecord(key)
-	if err != nil {
-		return "", err
-	}
-	text := "v=DKIM1; k=" + signer.Algorithm(key) + "; p=" + p
-	var parts []string
-	for len(text) > 0 {
-		n := min(len(text), 250)
-		parts = append(parts, `"`+text[:n]+`"`)
-		text = text[n:]
-	}
-	if len(parts) == 1 {
-		return parts[0], nil
-	}
-	return "( " + strings.Join(parts, " ") + " )", nil
-}
-
-type dkimKeyRecord struct {
-	alg     string
-	pub     crypto.PublicKey
-	bits    int
-	revoked bool
-	testing bool
-}
-
-// parseDKIMKeyRecord reads a DKIM key record (RFC 6376 §3.6.1, RFC 8463).
-// RSA keys may be SubjectPublicKeyInfo or bare PKCS#1, as go-msgauth and
-// OpenDKIM accept both.
-func parseDKIMKeyRecord(txt string) (*dkimKeyRecord, error) {
-	tags := map[string]string{}
-	for i, part := range strings.Split(txt, ";") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q is not a tag=value pair", strings.TrimSpace(part))
-		}
-		k = strings.TrimSpace(k)
-		if _, dup := tags[k]; dup {
-			return nil, fmt.Errorf("tag %s appears twice", k)
-		}
-		v = strings.Join(strings.Fields(v), "")
-		if k == "v" && (i != 0 || v != "DKIM1") {
-			return nil, errors.New("v= must come first and be DKIM1")
-		}
-		tags[k] = v
-	}
-	rec := &dkimKeyRecord{alg: "rsa"}
-	if k, ok := tags["k"]; ok {
-		rec.alg = k
-	}
-	for _, f := range strings.Split(tags["t"], ":") {
-		if strings.TrimSpace(f) == "y" {
-			rec.testing = true
-		}
-	}
-	if h, ok := tags["h"]; ok && !strings.Contains(":"+h+":", ":sha256:") {
-		return nil, fmt.Errorf("h=%s does not allow sha256", h)
-	}
-	p, ok := tags["p"]
-	if !ok {
-		return nil, errors.New("no p= tag")
-	}
-	if p == "" {
-		rec.revoked = true
-		return rec, nil
-	}
-	der, err := base64.StdEncoding.DecodeString(p)
-	if err != nil {
-		return nil, fmt.Errorf("p= is not base64: %v", err)
-	}
-	switch rec.alg {
-	case "rsa":
-		pub, err := x509.ParsePKIXPublicKey(der)
-		if err != nil {
-			pub, err = x509.ParsePKCS1PublicKey(der)
-			if err != nil {
-				return nil, errors.New("p= is not an RSA public key")
-			}
-		}
-		rk, ok := pub.(*rsa.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("p= is a %T, k=rsa says RSA", pub)
-		}
-		rec.pub, rec.bits = rk, rk.N.BitLen()
-	case "ed25519":
-		if len(der) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("p= has %d bytes, an Ed25519 key has %d", len(der), ed25519.PublicKeySize)
-		}
-		rec.pub = ed25519.PublicKey(der)
-	default:
-		return nil, fmt.Errorf("unknown key type k=%s", rec.alg)
-	}
-	return rec, nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && eq.Equal(b)
 }

@@ -83,14 +83,7 @@ func TestBadConfigs(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(testutil.WriteTemp(t, "vouch.toml", tc.content))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			testutil.ErrorMentions(t, err, tc.want...)
 		})
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"vouch/internal/ttlcache"
 )
 
 // Status is the outcome of a lookup that got a clean answer.
@@ -97,7 +99,6 @@ type Resolver struct {
 	maxTTL   time.Duration
 	negTTL   time.Duration
 	cache    *cache
-	flight   flightGroup
 	udp, tcp *mdns.Client
 	Stats    Stats
 
@@ -169,18 +170,30 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*Answe
 	if _, ok := mdns.IsDomainName(fqdn); !ok {
 		return nil, fmt.Errorf("dns: invalid name %q", name)
 	}
-	key := cacheKey{fqdn, qtype}
-	if a := r.cache.get(key); a != nil {
-		r.Stats.CacheHits.Add(1)
-		return a, nil
-	}
-	a, err, shared := r.flight.do(ctx, key, func(ctx context.Context) (*Answer, error) {
-		return r.exchange(ctx, fqdn, qtype)
+	a, src, err := r.cache.Get(ctx, cacheKey{fqdn, qtype}, func(ctx context.Context) (*Answer, time.Duration, error) {
+		a, err := r.exchange(ctx, fqdn, qtype)
+		if err != nil {
+			return nil, 0, err
+		}
+		return a, a.TTL, nil
 	})
-	if shared {
+	switch src {
+	case ttlcache.Hit:
+		r.Stats.CacheHits.Add(1)
+	case ttlcache.Joined:
 		r.Stats.Collapsed.Add(1)
 	}
 	if err != nil {
+		var te *TempError
+		switch {
+		case errors.As(err, &te):
+		case ctx.Err() != nil:
+			// This caller's deadline ended the wait; the shared query
+			// goes on for the others.
+			err = &TempError{Name: fqdn, Type: typeName(qtype), Reason: "deadline exceeded", Timeout: true}
+		default: // the query panicked
+			err = &TempError{Name: fqdn, Type: typeName(qtype), Reason: err.Error()}
+		}
 		return nil, err
 	}
 	return a, nil
@@ -212,9 +225,7 @@ func (r *Resolver) exchange(ctx context.Context, fqdn string, qtype uint16) (*An
 		}
 		switch resp.Rcode {
 		case mdns.RcodeSuccess, mdns.RcodeNameError:
-			a := r.answer(fqdn, qtype, resp)
-			r.cache.put(cacheKey{fqdn, qtype}, a)
-			return a, nil
+			return r.answer(fqdn, qtype, resp), nil
 		default:
 			last = &TempError{Name: fqdn, Type: tname, Reason: mdns.RcodeToString[resp.Rcode]}
 		}

@@ -128,7 +128,7 @@ func TestCacheAndNegativeCache(t *testing.T) {
 		t.Fatalf("server saw %d queries, want 5", got)
 	}
 	// After the TTL the entry is gone.
-	r.cache.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	r.cache.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	if _, err := r.Query(ctx, "a.test", mdns.TypeA); err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +154,11 @@ func TestTemporaryErrorsAreNotCached(t *testing.T) {
 func TestCacheSizeBound(t *testing.T) {
 	c := newCache(50)
 	for i := range 500 {
-		c.put(cacheKey{fmt.Sprint(i), 1}, &Answer{TTL: time.Hour})
-		if c.len() > 50 {
-			t.Fatalf("cache grew to %d", c.len())
+		c.Get(context.Background(), cacheKey{fmt.Sprint(i), 1}, func(context.Context) (*Answer, time.Duration, error) {
+			return &Answer{TTL: time.Hour}, time.Hour, nil
+		})
+		if c.Len() > 50 {
+			t.Fatalf("cache grew to %d", c.Len())
 		}
 	}
 }
