@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"context"
 	"crypto"
 	"fmt"
 	"io"
@@ -101,16 +100,7 @@ func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 		env.Screener = policy.NewScreener(screen, res, nil)
 	}
 	srv := NewServer(env, Limits{ReadTimeout: time.Minute})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ln := testutil.Serve(t, srv, "tcp", "127.0.0.1:0")
 	return &testbed{addr: ln.Addr().String(), dns: dns, res: res, srv: srv, logs: logs}
 }
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -316,19 +315,12 @@ func ldapMilter(t testing.TB, cfg signer.Config) (string, *signer.Signer, *testu
 	t.Cleanup(sg.Close)
 	logs := &testutil.LogBuffer{}
 	srv := milter.NewServer(&milter.Env{Signer: sg, MaxHeaders: 1 << 20, Log: slog.New(slog.NewTextHandler(logs, nil))}, milter.Limits{ReadTimeout: time.Minute})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
 		if t.Failed() {
 			t.Logf("milter log:\n%s", logs.String())
 		}
 	})
+	ln := testutil.Serve(t, srv, "tcp", "127.0.0.1:0")
 	return ln.Addr().String(), sg, logs
 }
 
