@@ -31,10 +31,10 @@ func TestNewReportsEveryProblem(t *testing.T) {
 			[]string{badLine + `:2: key table entry "broken": want NAME DOMAIN:SELECTOR:KEYFILE`, stMissing + `:3: signing table entry "other.test" names key "nope"`},
 			// the broken line's name is known: no second report for it
 			[]string{`names key "broken"`}},
-		{"two missing inline keys", Config{Keys: []InlineKey{{"a.test", "s", dir + "/a.private"}, {"b.test", "s", dir + "/b.private"}}},
+		{"two missing inline keys", Config{Keys: []InlineKey{{Domain: "a.test", Selector: "s", PrivateKey: dir + "/a.private"}, {Domain: "b.test", Selector: "s", PrivateKey: dir + "/b.private"}}},
 			[]string{"signing.key[0]: ", dir + "/a.private", "signing.key[1]: ", dir + "/b.private"}, nil},
 		{"everything at once", Config{KeyTable: all, SigningTable: stAll, RequireSafeKeys: true,
-			Keys:          []InlineKey{{"c.test", "s", dir + "/c.private"}},
+			Keys:          []InlineKey{{Domain: "c.test", Selector: "s", PrivateKey: dir + "/c.private"}},
 			InternalHosts: []string{"10.0.0.0/99"}},
 			[]string{all + `:1: key table entry "a"`, all + `:2: key table entry "b"`, all + `:3: key table entry "open"`, "mode 0644",
 				all + `:4: key table entry "broken"`, stAll + `:2: signing table entry "*.test" has no key name`,

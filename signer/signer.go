@@ -27,6 +27,7 @@ type Config struct {
 	Oversign           []string
 	SignatureTTL       time.Duration
 	Keys               []InlineKey
+	Rotation           RotationConfig
 
 	// LDAP, for a KeyTable or SigningTable given as ldap://, ldaps:// or
 	// ldapi:// URLs (OpenDKIM's LDAP data sets; space-separated URLs are
@@ -47,9 +48,11 @@ type Config struct {
 	LDAPCacheTTL time.Duration
 }
 
-// InlineKey is a [[signing.key]] entry.
+// InlineKey is a [[signing.key]] entry, with its successor if it names
+// one (see Rotation).
 type InlineKey struct {
 	Domain, Selector, PrivateKey string
+	NextSelector, NextPrivateKey string
 }
 
 // Key is a loaded private key with its domain and selector.
@@ -59,6 +62,7 @@ type Key struct {
 	Selector string
 	Signer   crypto.Signer
 	Source   string // file:line or config key
+	Path     string // the key file ("" for key data in a KeyTable or LDAP)
 }
 
 // Request is one signature to add to a message.
@@ -79,6 +83,7 @@ type Signer struct {
 	inline   map[string][]*Key // domain → [[signing.key]] keys
 	headers  map[string]bool   // lower-case names of headers to sign
 	ldap     *ldapTables       // tables in LDAP, or nil
+	rot      *Rotation         // inline keys with a successor, or nil
 
 	mu   sync.Mutex
 	lazy map[string]*Key // "name\x00domain" → key for paths with %
@@ -145,25 +150,38 @@ func New(cfg Config) (*Signer, []string, error) {
 	} else if cfg.KeyTable != "" {
 		warnings = append(warnings, "signing.key_table is set without signing.signing_table: its keys are never used")
 	}
+	var pairs [][2]*Key
 	for i, ik := range cfg.Keys {
 		where := fmt.Sprintf("signing.key[%d]", i)
 		if ik.Domain == "" || ik.Selector == "" || ik.PrivateKey == "" {
 			errs = append(errs, fmt.Errorf("%s: domain, selector and private_key are all required", where))
 			continue
 		}
-		signer, w, err := LoadKeyFile(ik.PrivateKey, cfg.RequireSafeKeys)
+		d := strings.ToLower(strings.TrimSuffix(ik.Domain, "."))
+		k, w, err := loadInlineKey(d, ik.Selector, ik.PrivateKey, where, cfg.RequireSafeKeys)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			errs = append(errs, err)
 			continue
 		}
-		if w != "" {
-			warnings = append(warnings, fmt.Sprintf("%s: %s", ik.PrivateKey, w))
+		warnings = append(warnings, w...)
+		s.inline[d] = append(s.inline[d], k)
+		if ik.NextSelector != "" || ik.NextPrivateKey != "" {
+			next, w, err := loadInlineKey(d, ik.NextSelector, ik.NextPrivateKey, where+".next_private_key", cfg.RequireSafeKeys)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			warnings = append(warnings, w...)
+			pairs = append(pairs, [2]*Key{k, next})
 		}
-		d := strings.ToLower(strings.TrimSuffix(ik.Domain, "."))
-		s.inline[d] = append(s.inline[d], &Key{Name: d + "/" + ik.Selector, Domain: d, Selector: ik.Selector, Signer: signer, Source: where})
 	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
+	}
+	if len(pairs) > 0 {
+		if s.rot, err = newRotation(cfg.Rotation, pairs); err != nil {
+			return nil, nil, err
+		}
 	}
 	// LDAP last, so that nothing else can fail once connected.
 	if keysLDAP || signLDAP {
@@ -177,6 +195,31 @@ func New(cfg Config) (*Signer, []string, error) {
 		warnings = append(warnings, "no signing keys configured: nothing will be signed (add [[signing.key]] or key_table/signing_table)")
 	}
 	return s, warnings, nil
+}
+
+// loadInlineKey loads a [[signing.key]] key file.
+func loadInlineKey(domain, selector, path, where string, requireSafe bool) (*Key, []string, error) {
+	if selector == "" || path == "" {
+		return nil, nil, fmt.Errorf("%s: a selector and a key file are both required", where)
+	}
+	signer, w, err := LoadKeyFile(path, requireSafe)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
+	var warnings []string
+	if w != "" {
+		warnings = append(warnings, fmt.Sprintf("%s: %s", path, w))
+	}
+	return &Key{Name: domain + "/" + selector, Domain: domain, Selector: selector, Signer: signer, Source: where, Path: path}, warnings, nil
+}
+
+// Rotation is the switching of inline keys to their successors, or nil
+// when no [[signing.key]] names a next key.
+func (s *Signer) Rotation() *Rotation {
+	if s == nil {
+		return nil
+	}
+	return s.rot
 }
 
 // Keys returns every key loaded at start: [[signing.key]] entries in
@@ -269,6 +312,7 @@ func (s *Signer) Lookup(local, domain string) ([]Request, error) {
 	}
 	if len(reqs) == 0 {
 		for _, k := range s.inline[domain] {
+			k = s.rot.active(k)
 			reqs = append(reqs, Request{Key: k, Domain: k.Domain})
 		}
 	}
@@ -333,7 +377,7 @@ func loadKeyData(r keyRow, fromDomain string, requireSafe bool) (*Key, string, e
 		domain = fromDomain
 	}
 	var signer crypto.Signer
-	var warning string
+	var warning, keyPath string
 	var err error
 	if isPath(r.keydata) {
 		path := r.keydata
@@ -341,6 +385,7 @@ func loadKeyData(r keyRow, fromDomain string, requireSafe bool) (*Key, string, e
 			path = strings.ReplaceAll(path, "%", domain)
 		}
 		signer, warning, err = LoadKeyFile(path, requireSafe)
+		keyPath = path
 	} else {
 		signer, warning, err = ParseKey([]byte(r.keydata))
 		if err != nil {
@@ -350,7 +395,7 @@ func loadKeyData(r keyRow, fromDomain string, requireSafe bool) (*Key, string, e
 	if err != nil {
 		return nil, "", err
 	}
-	return &Key{Name: r.name, Domain: domain, Selector: r.selector, Signer: signer, Source: r.source}, warning, nil
+	return &Key{Name: r.name, Domain: domain, Selector: r.selector, Signer: signer, Source: r.source, Path: keyPath}, warning, nil
 }
 
 func isPath(s string) bool {

@@ -122,6 +122,13 @@ func (z *zone) genkey(t testing.TB, dir, domain, selector, alg string) string {
 	if err != nil {
 		t.Fatalf("vouch genkey: %v\n%s", err, out)
 	}
+	z.publish(t, dir, domain, selector)
+	return filepath.Join(dir, selector+".private")
+}
+
+// publish adds the record genkey wrote to DIR/SELECTOR.txt to the zone.
+func (z *zone) publish(t testing.TB, dir, domain, selector string) {
+	t.Helper()
 	txt, err := os.ReadFile(filepath.Join(dir, selector+".txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +141,6 @@ func (z *zone) genkey(t testing.TB, dir, domain, selector, alg string) string {
 	if err := z.Add(strings.TrimSpace(record)); err != nil {
 		t.Fatalf("publishing %q: %v", record, err)
 	}
-	return filepath.Join(dir, selector+".private")
 }
 
 func (z *zone) lookupTXT(name string) ([]string, error) { return verify.LookupTXT(z.res)(name) }

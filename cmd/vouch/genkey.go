@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
+	"vouch/internal/config"
 	"vouch/signer"
 )
 
@@ -21,14 +23,26 @@ func runGenkey(args []string) int {
 	restrict := fs.Bool("r", false, "restrict the key to email (s=email)")
 	testing := fs.Bool("test", false, "mark the record as testing (t=y)")
 	force := fs.Bool("f", false, "overwrite existing files")
+	next := fs.Bool("next", false, "make the next key of the domain's [[signing.key]] for a rotation: the selector comes from the date\n(rotation.selector_pattern, \"-ed\" added for ed25519), DIR defaults to the current key's directory, and\nthe two config lines to add are printed")
+	configPath := fs.String("config", "", "with -next: the config file (default: /etc/vouch/vouch.toml if it exists)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vouch genkey -d DOMAIN [-s SELECTOR] [-D DIR] [-b BITS] [-t rsa|ed25519]\n\nWrites SELECTOR.private (mode 0600) and SELECTOR.txt (the DNS record), as opendkim-genkey does.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: vouch genkey -d DOMAIN [-s SELECTOR] [-D DIR] [-b BITS] [-t rsa|ed25519]\n"+
+			"       vouch genkey -next -d DOMAIN [-config FILE] [-t rsa|ed25519] [-D DIR]\n\n"+
+			"Writes SELECTOR.private (mode 0600) and SELECTOR.txt (the DNS record), as opendkim-genkey does.\n"+
+			"With -next, the key is the successor of the domain's current key: see README \"Rotating keys\".\n\n")
 		fs.PrintDefaults()
 	}
 	fs.Parse(args)
 	if *domain == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return 2
+	}
+	var nextCfg *config.Config
+	if *next {
+		var err error
+		if nextCfg, err = nextKeyFlags(fs, *configPath, *domain, *alg, selector, dir, time.Now()); err != nil {
+			return fail("genkey", err, 2)
+		}
 	}
 	keyPath := filepath.Join(*dir, *selector+".private")
 	txtPath := filepath.Join(*dir, *selector+".txt")
@@ -57,6 +71,9 @@ func runGenkey(args []string) int {
 		return fail("genkey", err, 1)
 	}
 	fmt.Printf("wrote %s and %s\npublish this record in the %s zone:\n%s", keyPath, txtPath, *domain, record)
+	if nextCfg != nil {
+		printNextKeyLines(os.Stdout, nextCfg, *selector, keyPath)
+	}
 	return 0
 }
 

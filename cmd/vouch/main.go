@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"version": {runVersion, "print version information"},
 	"check":   {checkCommand, "check a sending domain's SPF, DKIM, DMARC, MX and PTR records"},
 	"testkey": {testkeyCommand, "check that published DKIM keys match the private keys (like opendkim-testkey)"},
+	"keys":    {keysCommand, "list signing keys: age, size, DNS record, rotation to the next key, what to publish now"},
 
 	"accounts": {runAccounts, "list sending counters and frozen accounts, release an account (hijack detection)"},
 

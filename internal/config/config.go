@@ -43,6 +43,7 @@ type Config struct {
 	Whitelist Whitelist `toml:"whitelist"`
 	Hijack    Hijack    `toml:"hijack"`
 	Verify    Verify    `toml:"verify"`
+	Rotation  Rotation  `toml:"rotation"`
 
 	// Path is the file this came from ("" for the embedded defaults).
 	Path string `toml:"-"`
@@ -94,6 +95,21 @@ type Key struct {
 	Domain     string `toml:"domain"`
 	Selector   string `toml:"selector"`
 	PrivateKey string `toml:"private_key"`
+	// The successor key, signed with once its record has been published
+	// for rotation.publish_delay.
+	NextSelector   string `toml:"next_selector"`
+	NextPrivateKey string `toml:"next_private_key"`
+}
+
+// Rotation is the switch from a [[signing.key]] to its next key.
+type Rotation struct {
+	CheckInterval time.Duration `toml:"check_interval"`
+	PublishDelay  time.Duration `toml:"publish_delay"`
+	AutoSwitch    bool          `toml:"auto_switch"`
+	StateFile     string        `toml:"state_file"`
+	MaxKeyAge     time.Duration `toml:"max_key_age"`
+	// SelectorPattern is the Go time layout genkey -next names keys with.
+	SelectorPattern string `toml:"selector_pattern"`
 }
 
 // Screen configures the inbound PTR/HELO/MAIL checks.

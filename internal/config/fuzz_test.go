@@ -22,6 +22,7 @@ func FuzzLoadConfig(f *testing.F) {
 		"[[signing.key]]\ndomain = \"example.com\"\nselector = \"s\"\nprivate_key = \"/k\"\n[[signing.key]]\ndomain = 1\n",
 		"screen = 1\n", "[screen.ptr]\nreplies = 1\n", "[dns]\ntimeout = 5\n", "a.b.c = 1\n", "[whitelist.sync]\nat = \"25:00\"\n",
 		"log_level = \n", "[hijack]\nwindow = true\n", "signing.oversign = []\n", "[limits]\nmax_sessions = 1e3\n",
+		"[[signing.key]]\ndomain = \"a\"\nselector = \"s\"\nprivate_key = \"/k\"\nnext_selector = \"s\"\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -61,13 +62,16 @@ func FuzzLoadConfig(f *testing.F) {
 }
 
 // firstKey is the key a message starts with: "dns.timeout: ..." or
-// "signing.ldap_bind_password and ...".
+// "signing.ldap_bind_password and ...";
+// "signing.key[0]: ..." names signing.key.
 func firstKey(msg string) string {
 	if i := strings.IndexAny(msg, ": "); i >= 0 {
-		return msg[:i]
+		msg = msg[:i]
 	}
-	return msg
+	return indexRE.ReplaceAllString(msg, "")
 }
+
+var indexRE = regexp.MustCompile(`\[[0-9]+\]`)
 
 // schemaKeys lists every dotted key and table of the schema.
 func schemaKeys() map[string]bool {

@@ -106,6 +106,7 @@ func (c *Config) Validate() error {
 	if s.MaxSize <= 0 {
 		add("whitelist.sync.max_size: must be positive")
 	}
+	errs = append(errs, c.validateRotation()...)
 	return c.Problems(errs)
 }
 
@@ -135,4 +136,27 @@ func (c *Config) Name() string {
 		return "(embedded defaults)"
 	}
 	return c.Path
+}
+
+// validateRotation checks [rotation] and the next_* keys of [[signing.key]].
+func (c *Config) validateRotation() []error {
+	var errs []error
+	r := c.Rotation
+	if r.CheckInterval < time.Second/10 || r.PublishDelay < 0 || r.MaxKeyAge < 0 {
+		errs = append(errs, fmt.Errorf("rotation: check_interval must be at least 100ms, publish_delay and max_key_age not negative (write a unit, e.g. \"48h\")"))
+	}
+	if r.StateFile == "" {
+		errs = append(errs, fmt.Errorf("rotation.state_file: must be set"))
+	}
+	if sel := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Format(r.SelectorPattern); r.SelectorPattern == "" || strings.ContainsAny(sel, " ./_") {
+		errs = append(errs, fmt.Errorf("rotation.selector_pattern: %q gives %q, not a selector (a Go time layout such as \"2006-01\")", r.SelectorPattern, sel))
+	}
+	for i, k := range c.Signing.Keys {
+		if (k.NextSelector == "") != (k.NextPrivateKey == "") {
+			errs = append(errs, fmt.Errorf("signing.key[%d]: next_selector and next_private_key go together", i))
+		} else if k.NextSelector != "" && k.NextSelector == k.Selector {
+			errs = append(errs, fmt.Errorf("signing.key[%d]: next_selector is the current selector %q", i, k.Selector))
+		}
+	}
+	return errs
 }

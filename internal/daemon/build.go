@@ -77,6 +77,9 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 		res.ObserveQuery = m.DNSQuery
 	}
 	rt.Resolver = res
+	if rot := sg.Rotation(); rot != nil && res != nil {
+		rot.Lookup, rot.Log, rot.Events = freshTXT(res), log, m
+	}
 
 	if cfg.Screen.Enabled {
 		lists, err := whitelist.NewSet(map[whitelist.Kind]string{
@@ -125,17 +128,30 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 	return rt, nil
 }
 
-// start runs the runtime's background work (whitelist polling).
+// start runs the runtime's background work (whitelist polling, key
+// rotation checks).
 func (rt *Runtime) start() {
+	var ctx context.Context
+	ctx, rt.cancel = context.WithCancel(context.Background())
+	if rot := rt.Signer.Rotation(); rot != nil {
+		go rot.Run(ctx)
+	}
 	if rt.Lists == nil {
 		return
 	}
 	go rt.Lists.Watch(rt.Config.Whitelist.CheckInterval, rt.stop)
 	if sc, ok := SyncConfig(rt.Config); ok {
-		var ctx context.Context
-		ctx, rt.cancel = context.WithCancel(context.Background())
 		s := rt.Config.Whitelist.Sync
 		go whitelist.RunSync(ctx, HTTPClient(), sc, s.At, s.Interval, rt.Lists, rt.Env.Log)
+	}
+}
+
+// freshTXT is the rotation's lookup: uncached, NXDOMAIN and NODATA as no
+// records.
+func freshTXT(res *resolver.Resolver) signer.TXTLookup {
+	return func(ctx context.Context, name string) ([]string, error) {
+		txts, _, err := res.TXTFresh(ctx, name)
+		return txts, err
 	}
 }
 

@@ -126,8 +126,10 @@ func SignerConfig(cfg *config.Config) signer.Config {
 	s := cfg.Signing
 	inline := make([]signer.InlineKey, len(s.Keys))
 	for i, k := range s.Keys {
-		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey}
+		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey,
+			NextSelector: k.NextSelector, NextPrivateKey: k.NextPrivateKey}
 	}
+	r := cfg.Rotation
 	return signer.Config{
 		InternalHosts: s.InternalHosts, InternalHostsFile: s.InternalHostsFile,
 		KeyTable: s.KeyTable, SigningTable: s.SigningTable,
@@ -136,5 +138,7 @@ func SignerConfig(cfg *config.Config) signer.Config {
 		LDAPBindDN: s.LDAPBindDN, LDAPBindPassword: s.LDAPBindPassword, LDAPBindPasswordFile: s.LDAPBindPasswordFile,
 		LDAPUseTLS: s.LDAPUseTLS, LDAPTLSCAFile: s.LDAPTLSCAFile, LDAPTimeout: s.LDAPTimeout, LDAPCacheTTL: s.LDAPCacheTTL,
 		Keys: inline,
+		Rotation: signer.RotationConfig{CheckInterval: r.CheckInterval, PublishDelay: r.PublishDelay,
+			AutoSwitch: r.AutoSwitch, StateFile: r.StateFile},
 	}
 }

@@ -33,6 +33,7 @@ type Metrics struct {
 	ldapFn      atomic.Pointer[func() uint64]
 	panics      prometheus.Counter
 	sessionsCap prometheus.Counter
+	rotation    *prometheus.CounterVec // domain, event
 }
 
 // New registers the collectors; version goes into vouch_build_info.
@@ -66,12 +67,14 @@ func New(version string) *Metrics {
 			Help: "Panics recovered in milter callbacks (the message was tempfailed)."}),
 		sessionsCap: prometheus.NewCounter(prometheus.CounterOpts{Name: "vouch_sessions_refused_total",
 			Help: "Milter connections tempfailed because limits.max_sessions was reached."}),
+		rotation: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vouch_key_rotation_events_total",
+			Help: "Key rotation: switched (signing moved to the next key), error (the next key's record no longer matches after the switch)."}, []string{"domain", "event"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vouch_build_info",
 		Help: "Build information."}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(m.signed, m.unsigned, m.tempfailed, m.screen, m.decisions, m.verify,
-		m.dnsQueries, m.dnsErrors, m.dnsLatency, m.sessions, m.reloads, m.panics, m.sessionsCap, build,
+		m.dnsQueries, m.dnsErrors, m.dnsLatency, m.sessions, m.reloads, m.panics, m.sessionsCap, m.rotation, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "failed"} {
 		m.reloads.WithLabelValues(r)
@@ -213,5 +216,12 @@ func (m *Metrics) Reload(ok bool) {
 func (m *Metrics) Panic() {
 	if m != nil {
 		m.panics.Inc()
+	}
+}
+
+// KeyRotation counts a key rotation event ("switched" or "error").
+func (m *Metrics) KeyRotation(domain, event string) {
+	if m != nil {
+		m.rotation.WithLabelValues(domain, event).Inc()
 	}
 }

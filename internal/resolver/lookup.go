@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -113,7 +114,21 @@ func (r *Resolver) MXs(ctx context.Context, name string) ([]MX, Status, error) {
 
 // TXT returns one string per TXT record, its character-strings joined.
 func (r *Resolver) TXT(ctx context.Context, name string) ([]string, Status, error) {
-	a, err := r.Query(ctx, name, mdns.TypeTXT)
+	return txtStrings(r.Query(ctx, name, mdns.TypeTXT))
+}
+
+// TXTFresh is TXT asked of the servers, never answered from the cache or
+// by a lookup in flight: for records that must be current, such as whether
+// a new DKIM key is published yet.
+func (r *Resolver) TXTFresh(ctx context.Context, name string) ([]string, Status, error) {
+	fqdn := strings.ToLower(mdns.Fqdn(name))
+	if _, ok := mdns.IsDomainName(fqdn); !ok {
+		return nil, 0, fmt.Errorf("dns: invalid name %q", name)
+	}
+	return txtStrings(r.exchange(ctx, fqdn, mdns.TypeTXT))
+}
+
+func txtStrings(a *Answer, err error) ([]string, Status, error) {
 	if err != nil {
 		return nil, 0, err
 	}
