@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# bench/compare.sh: vouch against OpenDKIM (same RSA-2048 key, domain,
-# relaxed/relaxed, same header lists), each on a TCP and on a unix socket,
-# driven by cmd/milterbench at each concurrency for DURATION per cell; then
-# an Ed25519-only vouch domain and vouch's inbound screening alone (untrusted
-# client, warm DNS cache against a local DNS server). Prints the tables.
+# bench/compare.sh: vouch against its peers in one run on one machine,
+# driven by cmd/milterbench at each concurrency for DURATION per cell:
+#   - signing (same RSA-2048 key, domain, relaxed/relaxed), on a TCP and on
+#     a unix socket: the no-op milter (the protocol's ceiling), the naive
+#     go-msgauth signer (both milterbench -peer), vouch (pure Go), vouch-fast
+#     (GOEXPERIMENT=boringcrypto), OpenDKIM and rspamd (signing only, as
+#     ../shared/bench/rspamd: rspamd at its best);
+#   - an Ed25519-only vouch domain;
+#   - inbound on TCP (untrusted client, warm DNS cache against a local DNS
+#     server): screening alone, screening + SPF + DMARC of an unsigned
+#     message, and the same with a DKIM-signed message.
+# Prints the tables and the ratios the performance targets are about.
 #
 #   bench/compare.sh                      # as root on Debian 12
 #   DURATION=30s CONCURRENCY="1 8 32" bench/compare.sh
@@ -15,8 +22,9 @@
 #   PER_CONN     messages per milter connection (default 1, as Postfix with one message per SMTP session)
 #   TRANSPORTS   default "tcp unix"
 #   RSPAMD       auto (default: run rspamd if installed), 1 (install it from apt
-#                if missing), 0 (leave it out). TCP only.
-#   SKIP_OPENDKIM=1, SKIP_ED25519=1, SKIP_SCREEN=1  leave parts out
+#                if missing), 0 (leave it out).
+#   SKIP_OPENDKIM=1, SKIP_ED25519=1, SKIP_SCREEN=1, SKIP_PEERS=1, SKIP_FAST=1
+#                leave parts out
 #   KEEP=1       keep the work directory (configs, logs, JSON reports)
 #   OUT          also write the final tables to this file
 set -euo pipefail
@@ -73,8 +81,12 @@ if [ "$RSPAMD" = auto ]; then
 	if command -v rspamd >/dev/null; then RSPAMD=1; else RSPAMD=0; log "rspamd not installed: left out (RSPAMD=1 installs it)"; fi
 fi
 
-log "building vouch and milterbench"
+log "building vouch (pure Go), vouch-fast (BoringCrypto) and milterbench"
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/vouch" ./cmd/vouch && go build -o "$WORK/milterbench" ./cmd/milterbench)
+if [ "${SKIP_FAST:-0}" != 1 ]; then
+	(cd "$ROOT" && GOEXPERIMENT=boringcrypto CGO_ENABLED=1 go build -o "$WORK/vouch-fast" ./cmd/vouch)
+	"$WORK/vouch-fast" version | grep -q 'crypto: BoringCrypto' || die "vouch-fast does not use BoringCrypto: $("$WORK/vouch-fast" version)"
+fi
 MB="$WORK/milterbench"
 
 mkdir -p "$WORK/keys/rsa" "$WORK/keys/ed" "$WORK/run"
@@ -95,6 +107,14 @@ free_port() {
 		fi
 	done
 	die "no free port in 28891-28991"
+}
+
+# peer_listen SPEC: milterbench -peer-listen's form of a socket spec.
+peer_listen() {
+	case "$1" in
+	inet:*) local p=${1#inet:}; echo "${p#*@}:${p%@*}" ;;
+	*) echo "$1" ;;
+	esac
 }
 
 # socket_spec TRANSPORT NAME: a milter socket for the transport.
@@ -167,16 +187,68 @@ cells() {
 	done
 }
 
-for transport in $TRANSPORTS; do
-	# vouch, RSA-2048
-	sock=$(socket_spec "$transport" vouch)
-	render "$BENCH/vouch.toml" "$WORK/vouch-$transport.toml" "$sock" vouch
-	"$WORK/vouch" serve -check -config "$WORK/vouch-$transport.toml" >/dev/null 2>"$WORK/vouch-check.log" ||
+# run_rspamd TRANSPORT: the rspamd cells. rspamd's shipped rspamd.conf
+# with our local.d/override.d; --var moves every directory it writes to
+# under WORK.
+run_rspamd() {
+	local transport=$1 sock bind f d pids
+	sock=$(socket_spec "$transport" rspamd)
+	case "$sock" in
+	inet:*) bind=$(peer_listen "$sock") ;;
+	unix:*) bind="${sock#unix:} mode=0666" ;;
+	esac
+	rm -rf "$WORK/rspamd"
+	mkdir -p "$WORK/rspamd/local.d" "$WORK/rspamd/override.d" "$WORK/rspamd/db" "$WORK/rspamd/run" "$WORK/rspamd/log" "$WORK/rspamd-keys"
+	cp "$WORK/keys/rsa/mail.private" "$WORK/rspamd-keys/example.com.mail.key"
+	for f in "$BENCH"/rspamd/local.d/* "$BENCH"/rspamd/override.d/*; do
+		d=$(basename "$(dirname "$f")")
+		sed -e "s|@WORK@|$WORK|g" -e "s|@BIND@|$bind|g" -e "s|@WORKERS@|$(nproc)|g" "$f" >"$WORK/rspamd/$d/$(basename "$f")"
+	done
+	start "rspamd-$transport" rspamd -f -i -u root -g root -c /etc/rspamd/rspamd.conf --var "LOCAL_CONFDIR=$WORK/rspamd" \
+		--var "DBDIR=$WORK/rspamd/db" --var "RUNDIR=$WORK/rspamd/run" --var "LOGDIR=$WORK/rspamd/log"
+	local rspamd_pid=$PID
+	wait_socket "$sock" "$rspamd_pid" "$WORK/rspamd-$transport.log" 90
+	sleep 2 # let every proxy worker come up
+	pids=$(pgrep -d, -P "$rspamd_pid" || true)
+	cells sign rspamd "$transport" "$sock" "$rspamd_pid${pids:+,$pids}" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
+	stop "$rspamd_pid"
+}
+
+# run_vouch BINARY LABEL TRANSPORT: the cells of a vouch build (RSA-2048).
+run_vouch() {
+	local bin=$1 label=$2 transport=$3 sock
+	sock=$(socket_spec "$transport" "$label")
+	render "$BENCH/vouch.toml" "$WORK/$label-$transport.toml" "$sock" "$label"
+	"$bin" serve -check -config "$WORK/$label-$transport.toml" >/dev/null 2>"$WORK/vouch-check.log" ||
 		{ cat "$WORK/vouch-check.log" >&2; die "vouch serve -check failed"; }
-	start "vouch-$transport" "$WORK/vouch" serve -config "$WORK/vouch-$transport.toml"
-	wait_socket "$sock" "$PID" "$WORK/vouch-$transport.log"
-	cells sign vouch "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
+	start "$label-$transport" "$bin" serve -config "$WORK/$label-$transport.toml"
+	wait_socket "$sock" "$PID" "$WORK/$label-$transport.log"
+	cells sign "$label" "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
 	stop "$PID"
+}
+
+# run_peer KIND TRANSPORT: the cells of a milterbench -peer.
+run_peer() {
+	local kind=$1 transport=$2 sock
+	sock=$(socket_spec "$transport" "$kind")
+	start "$kind-$transport" "$MB" -peer "$kind" -peer-listen "$(peer_listen "$sock")" \
+		-peer-key "$WORK/keys/rsa/mail.private" -domain example.com -selector mail
+	wait_socket "$sock" "$PID" "$WORK/$kind-$transport.log"
+	if [ "$kind" = noop ]; then
+		cells ceiling noop "$transport" "$sock" "$PID" -expect accept -verify-every 0 -domain example.com
+	else
+		cells sign "$kind" "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
+	fi
+	stop "$PID"
+}
+
+for transport in $TRANSPORTS; do
+	if [ "${SKIP_PEERS:-0}" != 1 ]; then
+		run_peer noop "$transport"
+		run_peer naive "$transport"
+	fi
+	run_vouch "$WORK/vouch" vouch "$transport"
+	[ "${SKIP_FAST:-0}" = 1 ] || run_vouch "$WORK/vouch-fast" vouch-fast "$transport"
 
 	# OpenDKIM, same key
 	if [ "${SKIP_OPENDKIM:-0}" != 1 ]; then
@@ -187,28 +259,9 @@ for transport in $TRANSPORTS; do
 		cells sign opendkim "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
 		stop "$PID"
 	fi
+	[ "$RSPAMD" = 1 ] && run_rspamd "$transport"
 done
 
-if [ "$RSPAMD" = 1 ]; then
-	# rspamd's shipped rspamd.conf with our local.d/override.d; --var moves
-	# every directory it writes to under WORK.
-	sock=$(socket_spec tcp rspamd)
-	port=${sock#inet:}
-	port=${port%@*}
-	mkdir -p "$WORK/rspamd/local.d" "$WORK/rspamd/override.d" "$WORK/rspamd/db" "$WORK/rspamd/run" "$WORK/rspamd/log"
-	for f in "$BENCH"/rspamd/local.d/* "$BENCH"/rspamd/override.d/*; do
-		d=$(basename "$(dirname "$f")")
-		sed -e "s|@WORK@|$WORK|g" -e "s|@BIND@|127.0.0.1:$port|g" -e "s|@WORKERS@|$(nproc)|g" "$f" >"$WORK/rspamd/$d/$(basename "$f")"
-	done
-	start rspamd rspamd -f -i -u root -g root -c /etc/rspamd/rspamd.conf --var "LOCAL_CONFDIR=$WORK/rspamd" \
-		--var "DBDIR=$WORK/rspamd/db" --var "RUNDIR=$WORK/rspamd/run" --var "LOGDIR=$WORK/rspamd/log"
-	rspamd_pid=$PID
-	wait_socket "$sock" "$rspamd_pid" "$WORK/rspamd.log" 90
-	sleep 2 # let every proxy worker come up
-	pids=$(pgrep -d, -P "$rspamd_pid" || true)
-	cells sign rspamd tcp "$sock" "$rspamd_pid${pids:+,$pids}" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
-	stop "$rspamd_pid"
-fi
 
 if [ "${SKIP_ED25519:-0}" != 1 ]; then
 	sock=$(socket_spec tcp vouch-ed)
@@ -220,18 +273,31 @@ if [ "${SKIP_ED25519:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_SCREEN:-0}" != 1 ]; then
-	start dns "$MB" -dns-serve "$BENCH/screen.zone" -dns-addr-file "$WORK/dns.addr"
+	# The remote sender's Ed25519 key for the DKIM-signed inbound row.
+	mkdir -p "$WORK/keys/client"
+	"$WORK/vouch" genkey -d client.test -s ed -t ed25519 -D "$WORK/keys/client" >/dev/null
+	cp "$BENCH/screen.zone" "$WORK/screen.zone"
+	printf 'ed._domainkey.client.test. 3600 IN TXT "%s"\n' \
+		"$(tr -d '\n' <"$WORK/keys/client/ed.txt" | sed -e 's/^[^"]*"//' -e 's/"[^"]*$//' -e 's/"[[:space:]]*"//g')" >>"$WORK/screen.zone"
+	start dns "$MB" -dns-serve "$WORK/screen.zone" -dns-addr-file "$WORK/dns.addr"
 	dnspid=$PID
 	for i in $(seq 50); do [ -s "$WORK/dns.addr" ] && break; sleep 0.1; done
 	[ -s "$WORK/dns.addr" ] || { cat "$WORK/dns.log" >&2; die "DNS server did not start"; }
 	dns=$(cat "$WORK/dns.addr")
-	sock=$(socket_spec tcp vouch-screen)
-	render "$BENCH/vouch-screen.toml" "$WORK/vouch-screen.toml" "$sock" vouch-screen "$dns"
-	start vouch-screen "$WORK/vouch" serve -config "$WORK/vouch-screen.toml"
-	wait_socket "$sock" "$PID" "$WORK/vouch-screen.log"
-	cells screen "vouch-screen" tcp "$sock" "$PID" -expect accept -verify-every 0 -client-ip 192.0.2.10 \
-		-client-name mail.client.test -helo mail.client.test -domain client.test
-	stop "$PID"
+	inbound=(-expect accept -verify-every 0 -client-ip 192.0.2.10 -client-name mail.client.test -helo mail.client.test -domain client.test)
+	# name TEMPLATE [milterbench args]: screening alone, then with SPF and
+	# DMARC (unsigned), then with a DKIM signature to verify too.
+	for row in "vouch-screen vouch-screen.toml" "vouch-inbound vouch-inbound.toml" \
+		"vouch-inbound-dkim vouch-inbound.toml -presign $WORK/keys/client/ed.private -selector ed"; do
+		read -r name tmpl extra <<<"$row"
+		sock=$(socket_spec tcp "$name")
+		render "$BENCH/$tmpl" "$WORK/$name.toml" "$sock" "$name" "$dns"
+		start "$name" "$WORK/vouch" serve -config "$WORK/$name.toml"
+		wait_socket "$sock" "$PID" "$WORK/$name.log"
+		# shellcheck disable=SC2086 # extra is a word list
+		cells inbound "$name" tcp "$sock" "$PID" "${inbound[@]}" $extra
+		stop "$PID"
+	done
 	stop "$dnspid"
 	log "DNS: $(tail -1 "$WORK/dns.log")"
 fi
@@ -288,10 +354,40 @@ report_rspamd() {
 		}' "$RESULTS"
 }
 
+# The performance targets (issue 15) as ratios of this run's rows: msgs/s
+# of NUM over DEN on the same transport and concurrency.
+report_targets() {
+	echo
+	echo "### Ratios of this run (msgs/s, same transport and concurrency)"
+	echo
+	echo "| ratio | transport | c | msgs/s | of | ratio | target |"
+	echo "|---|---|--:|--:|--:|--:|---|"
+	awk -F'\t' '
+		{ tput[$2, $3, $5] = $7; if (!(($3, $5) in seen)) { seen[$3, $5] = 1; order[++n] = $3 SUBSEP $5 } }
+		function row(num, den, target,   i, k, tc) {
+			for (i = 1; i <= n; i++) {
+				k = order[i]; split(k, tc, SUBSEP)
+				if (!((num, k) in tput) || !((den, k) in tput) || tput[den, k] + 0 <= 0) continue
+				printf "| %s / %s | %s | %s | %s | %s | %.2f | %s |\n", num, den, tc[1], tc[2], tput[num, k], tput[den, k], tput[num, k] / tput[den, k], target
+			}
+		}
+		END {
+			row("vouch-fast", "rspamd", "≥ 1.2 at c=16, 64")
+			row("vouch", "naive", "≥ 1.0")
+			row("vouch", "opendkim", "≥ 3 (tcp), ≥ 1.5 (unix) at c=16")
+			row("vouch-fast", "vouch", "-")
+			row("vouch", "noop", "-")
+			row("vouch-screen", "noop", "≥ 0.9")
+			row("vouch-inbound", "noop", "≥ 0.75")
+			row("vouch-inbound-dkim", "noop", "reported")
+		}' "$RESULTS"
+}
+
 echo
 if [ -n "${OUT:-}" ]; then
-	{ report; report_rspamd; } | tee "$OUT"
+	{ report; report_rspamd; report_targets; } | tee "$OUT"
 else
 	report
 	report_rspamd
+	report_targets
 fi

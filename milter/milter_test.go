@@ -68,6 +68,12 @@ func txtRecord(t testing.TB, owner string, key crypto.Signer) string {
 
 func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 	t.Helper()
+	return newTestbedLimits(t, screen, Limits{ReadTimeout: time.Minute})
+}
+
+// newTestbedLimits is newTestbed with the server's limits.
+func newTestbedLimits(t testing.TB, screen *policy.Config, limits Limits) *testbed {
+	t.Helper()
 	dir := t.TempDir()
 	dns := dnstest.New(t)
 	var keys []signer.InlineKey
@@ -99,7 +105,7 @@ func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 	if screen != nil {
 		env.Screener = policy.NewScreener(screen, res, nil)
 	}
-	srv := NewServer(env, Limits{ReadTimeout: time.Minute})
+	srv := NewServer(env, limits)
 	ln := testutil.Serve(t, srv, "tcp", "127.0.0.1:0")
 	return &testbed{addr: ln.Addr().String(), dns: dns, res: res, srv: srv, logs: logs}
 }
@@ -211,6 +217,10 @@ func TestTrustDecisions(t *testing.T) {
 		{"two From headers", "10.9.9.9", "", "From: a@example.test\nFrom: b@example.test\nSubject: x\n\nx\n", false, "2 From headers"},
 		{"two addresses", "10.9.9.9", "", "From: a@example.test, b@example.test\nSubject: x\n\nx\n", false, "From has 2 addresses"},
 		{"no From", "10.9.9.9", "", "Subject: x\n\nx\n", false, "no From header"},
+		// Issue 12: an invalid author domain is not signed, and the log
+		// line says why without repeating a 40 KB value.
+		{"path as From domain", "10.9.9.9", "", "From: <a@../planted/x>\nSubject: x\n\nx\n", false, `From domain \"../planted/x\" is not a valid domain name`},
+		{"40 KB From domain", "10.9.9.9", "", "From: <a@" + strings.Repeat("a.", 20000) + "test>\nSubject: x\n\nx\n", false, "is 40004 octets long (at most 253)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -230,7 +240,12 @@ func TestTrustDecisions(t *testing.T) {
 			if signed {
 				tb.verify(t, mtaclient.Render(r.Headers, body))
 			} else if !strings.Contains(tb.logs.String(), "qid="+qid) || !strings.Contains(tb.logs.String(), tc.logReason) {
-				t.Fatalf("log does not give the reason %q:\n%s", tc.logReason, tb.logs.String())
+				t.Fatalf("log does not give the reason %q:\n%.3000s", tc.logReason, tb.logs.String())
+			}
+			for _, line := range strings.Split(tb.logs.String(), "\n") {
+				if strings.Contains(line, "qid="+qid+" ") && len(line) > 1000 {
+					t.Fatalf("log line of %d bytes: %.300s", len(line), line)
+				}
 			}
 		})
 	}
@@ -259,7 +274,15 @@ func TestAuthResultsForInbound(t *testing.T) {
 	}}
 	tb := newTestbed(t, cfg)
 	tb.dns.MustAdd("7.100.51.198.in-addr.arpa. 300 IN PTR mail.remote.test.", "mail.remote.test. 300 IN A 198.51.100.7")
-	raw := "From: x@remote.test\nAuthentication-Results: other.test; spf=pass\nAuthentication-Results: MX.example.test; dkim=pass (forged)\nSubject: hi\nAuthentication-Results: mx.example.test (comment); iprev=pass\n\nbody\n"
+	// Forged headers with our authserv-id in every spelling RFC 8601 §2.2
+	// allows (case, quoted-string, quoted-pair, comments and folding before
+	// it) go; the ones of other servers stay.
+	raw := "From: x@remote.test\nAuthentication-Results: other.test; spf=pass\nAuthentication-Results: MX.example.test; dkim=pass (forged)\nSubject: hi\nAuthentication-Results: mx.example.test (comment); iprev=pass\n" +
+		"Authentication-Results: \"mx.example.test\"; dkim=pass\n" +
+		"Authentication-Results: \"mx.ex\\ample.TEST\"; dmarc=pass\n" +
+		"Authentication-Results: (a (nested) comment)\n\t mx.example.test; spf=pass\n" +
+		"Authentication-Results: \"mx.example.test.other\"; spf=pass\n" +
+		"Authentication-Results: (mx.example.test) other2.test; spf=pass\n\nbody\n"
 	headers, body := mtaclient.Split([]byte(raw))
 	r := tb.send(t, &mtaclient.Message{ClientIP: "198.51.100.7", HELO: "mail.remote.test", From: "x@remote.test", Headers: headers, Body: strings.NewReader(string(body))})
 	if !r.Accepted() {
@@ -271,9 +294,16 @@ func TestAuthResultsForInbound(t *testing.T) {
 			ars = append(ars, strings.Join(strings.Fields(h.Value), " "))
 		}
 	}
-	want := []string{"mx.example.test; iprev=pass policy.iprev=198.51.100.7", "other.test; spf=pass"}
+	want := []string{"mx.example.test; iprev=pass policy.iprev=198.51.100.7", "other.test; spf=pass", `"mx.example.test.other"; spf=pass`, "(mx.example.test) other2.test; spf=pass"}
 	if strings.Join(ars, "|") != strings.Join(want, "|") {
 		t.Fatalf("Authentication-Results: %q, want %q", ars, want)
+	}
+	// Ours goes to the very top: index 0, which Postfix puts above the
+	// Received header of this hop (RFC 8601 §5).
+	for _, m := range r.Mods {
+		if m.Type == gomilter.ActionInsertHeader && m.HeaderName == "Authentication-Results" && m.HeaderIndex != 0 {
+			t.Errorf("Authentication-Results inserted at index %d, want 0", m.HeaderIndex)
+		}
 	}
 }
 
@@ -342,8 +372,7 @@ func TestBadPacketsDoNotKillTheDaemon(t *testing.T) {
 // TestMaxSessions: beyond limits.max_sessions new sessions are tempfailed,
 // never dropped, and the others keep working.
 func TestMaxSessions(t *testing.T) {
-	tb := newTestbed(t, nil)
-	tb.srv.limits.MaxSessions = 1
+	tb := newTestbedLimits(t, nil, Limits{ReadTimeout: time.Minute, MaxSessions: 1})
 	c := mtaclient.NewClient("tcp", tb.addr)
 	held, err := c.Session(gomilter.NewMacroBag())
 	if err != nil {
@@ -363,5 +392,38 @@ func TestMaxSessions(t *testing.T) {
 	}
 	if r := tb.send(t, &mtaclient.Message{ClientIP: "10.0.0.1", From: "a@example.test"}); !r.Accepted() {
 		t.Fatalf("after the held session ended: %+v", r.Action)
+	}
+}
+
+// TestNULInHeaderValue: a NUL inside a header value (Postfix cannot send
+// one, a client on the socket can) gets a reply at end of message and a
+// log line, for signed and for inbound mail, and the next message is
+// served as usual; before, go-milter dropped the connection without a
+// word.
+func TestNULInHeaderValue(t *testing.T) {
+	tb := newTestbed(t, nil)
+	for _, tc := range []struct{ name, ip, auth string }{
+		{"trusted", "127.0.0.1", ""},
+		{"inbound", "198.51.100.7", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			headers := []mtaclient.Header{
+				{Name: "From", Value: " a@example.test"},
+				{Name: "Subject", Value: " bad\x00value\x00twice"},
+				{Name: "To", Value: " b@example.test"},
+			}
+			r := tb.send(t, &mtaclient.Message{ClientIP: tc.ip, From: "a@example.test", QueueID: "NUL" + tc.name, Headers: headers, Body: strings.NewReader("x\r\n")})
+			if r.Action == nil || r.Action.Type != gomilter.ActionRejectWithCode || r.Action.SMTPCode != 550 || !strings.Contains(r.Action.SMTPReply, "5.6.0 Message header contains a NUL character") {
+				t.Fatalf("stage %q action %+v, want 550 5.6.0 at end of message", r.Stage, r.Action)
+			}
+			if !strings.Contains(tb.logs.String(), "qid=NUL"+tc.name) || !strings.Contains(tb.logs.String(), `NUL byte in the value of header`) {
+				t.Fatalf("no log line:\n%s", tb.logs.String())
+			}
+			// A clean message: served as usual.
+			headers[1].Value = " fine"
+			if r := tb.send(t, &mtaclient.Message{ClientIP: tc.ip, From: "a@example.test", Headers: headers, Body: strings.NewReader("x\r\n")}); !r.Accepted() {
+				t.Fatalf("clean message after: stage %q %+v", r.Stage, r.Action)
+			}
+		})
 	}
 }

@@ -47,7 +47,8 @@ type Verification struct {
 
 // Limits are the server's fixed limits (they need a restart to change).
 type Limits struct {
-	MaxSessions  int           // milter connections at once; more are tempfailed
+	MaxSessions  int           // milter connections at once, counted from accept; more are tempfailed, beyond twice this closed
+	PacketMemory int64         // bytes of packets above 4 KiB held at once by all connections; 0: no limit
 	ReadTimeout  time.Duration // waiting for the MTA's next command
 	WriteTimeout time.Duration // sending one reply
 }
@@ -65,11 +66,14 @@ type AccountGuard interface {
 
 // Server is the milter server.
 type Server struct {
-	env      atomic.Pointer[Env]
-	srv      *gomilter.Server
-	log      *slog.Logger
-	limits   Limits
-	sessions atomic.Int64
+	env    atomic.Pointer[Env]
+	srv    *gomilter.Server
+	log    *slog.Logger
+	limits Limits
+	conns  atomic.Int64 // open milter connections, from accept to close
+	budget *budget      // limits.max_packet_memory; nil: no limit
+
+	acceptLog, refuseLog, warnLog rateLog
 }
 
 // protocol: vouch needs no DATA or unknown-command events, and sends no
@@ -91,7 +95,7 @@ var macros = map[gomilter.MacroStage][]gomilter.MacroName{
 
 // NewServer builds a server for env.
 func NewServer(env *Env, limits Limits) *Server {
-	s := &Server{log: env.Log, limits: limits}
+	s := &Server{log: env.Log, limits: limits, budget: newBudget(limits.PacketMemory)}
 	s.env.Store(env)
 	if limits.WriteTimeout <= 0 {
 		limits.WriteTimeout = 30 * time.Second
@@ -107,8 +111,12 @@ func NewServer(env *Env, limits Limits) *Server {
 		opts = append(opts, gomilter.WithMacroRequest(stage, names))
 	}
 	s.srv = gomilter.NewServer(opts...)
+	// go-milter's warnings come from what the other side sent (refused
+	// packets among them): a flood must not flood the log.
 	gomilter.LogWarning = func(format string, v ...any) {
-		s.log.Warn("milter protocol", "detail", sprintf(format, v...))
+		if ok, n := s.warnLog.allow(); ok {
+			s.log.Warn("milter protocol", "detail", sprintf(format, v...), "suppressed", n)
+		}
 	}
 	return s
 }
@@ -120,11 +128,12 @@ func (s *Server) SetEnv(env *Env) { s.env.Store(env) }
 func (s *Server) Env() *Env { return s.env.Load() }
 
 // Sessions is the number of milter connections open now.
-func (s *Server) Sessions() int64 { return s.sessions.Load() }
+func (s *Server) Sessions() int64 { return s.conns.Load() }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown; accept errors (out of
+// file descriptors...) are logged and retried, only ln's closing ends it.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(guardListener{ln})
+	err := s.srv.Serve(guardListener{ln, s})
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/metrics"
 	"vouch/internal/smtpreply"
 	"vouch/internal/verify"
@@ -39,7 +40,7 @@ type session struct {
 	rcpts        []string
 	auth         string // SASL login, or "" when not authenticated
 	decision     *policy.Decision
-	headers      []signer.Header
+	headers      []mailtext.Header
 	hdrBytes     int
 	arIndexes    []int // 1-based indexes of our-id Authentication-Results headers
 	arCount      int
@@ -51,16 +52,21 @@ type session struct {
 	noSignClass  string // the same as a metric label
 	failure      string // internal trouble: the message is tempfailed at EOM
 	failureClass string
+	malformed    string // a header no MTA should send: the message is rejected at EOM
 	started      time.Time
 
-	counted   bool // this connection is counted in the sessions in flight
-	overLimit bool // limits.max_sessions was reached when it came in
+	counted   bool // this connection is counted in the sessions metric
+	overLimit bool // more than limits.max_sessions connections were open when it negotiated
 }
 
 var (
 	tempfailInternal = mustReply(smtpreply.Reply{Code: 451, Enhanced: "3.0", Text: "Temporary local problem, try again later"})
 	tempfailBusy     = mustReply(smtpreply.Reply{Code: 451, Enhanced: "3.2", Text: "Too busy, try again later"})
 )
+
+// rejectMalformed answers a message no MTA should pass on (RFC 5322 §2.2:
+// no NUL in a header field).
+var rejectMalformed = mustReply(smtpreply.Reply{Code: 550, Enhanced: "6.0", Text: "Message header contains a NUL character"})
 
 // reply is r as a milter response.
 func reply(r smtpreply.Reply) (*gomilter.Response, error) {
@@ -110,10 +116,10 @@ func (s *session) NewConnection(m gomilter.Modifier) (err error) {
 	defer s.guard("connect", nil, &err)
 	if !s.counted {
 		s.counted = true
-		n := s.srv.sessions.Add(1)
 		s.env = s.srv.env.Load()
 		s.metrics().Sessions(1)
-		s.overLimit = s.srv.limits.MaxSessions > 0 && n > int64(s.srv.limits.MaxSessions)
+		// Connections count from accept (the guard), this one included.
+		s.overLimit = s.srv.limits.MaxSessions > 0 && s.srv.conns.Load() > int64(s.srv.limits.MaxSessions)
 	}
 	s.env = s.srv.env.Load()
 	s.resetConnection()
@@ -133,6 +139,7 @@ func (s *session) resetMessage() {
 	s.sender, s.auth, s.decision, s.rcpts = "", "", nil, s.rcpts[:0]
 	s.headers, s.hdrBytes, s.arIndexes, s.arCount = s.headers[:0], 0, nil, 0
 	s.sigReqs, s.fromDom, s.noSign, s.noSignClass, s.failure, s.failureClass = nil, "", "", "", "", ""
+	s.malformed = ""
 	s.started = time.Time{}
 }
 
@@ -248,15 +255,26 @@ const maxRcpts = 10000
 
 func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("header", &resp, &err)
+	if name == nulHeaderName {
+		// The guard replaced NULs in the previous header's value.
+		if s.malformed == "" {
+			name := ""
+			if len(s.headers) > 0 {
+				name = s.headers[len(s.headers)-1].Name
+			}
+			s.malformed = fmt.Sprintf("NUL byte in the value of header %.64q", name)
+		}
+		return gomilter.RespContinue, nil
+	}
 	s.hdrBytes += len(name) + len(value) + 3
 	if s.env.MaxHeaders > 0 && s.hdrBytes > s.env.MaxHeaders {
 		s.fail("header_limit", fmt.Sprintf("header block larger than %d bytes", s.env.MaxHeaders))
 		return gomilter.RespContinue, nil
 	}
-	s.headers = append(s.headers, signer.Header{Name: name, Value: value})
+	s.headers = append(s.headers, mailtext.Header{Name: name, Value: value})
 	if strings.EqualFold(name, "Authentication-Results") {
 		s.arCount++
-		if s.authID != "" && strings.EqualFold(authservID(value), s.authID) {
+		if s.authID != "" && verify.ClaimsAuthServID(value, s.authID) {
 			s.arIndexes = append(s.arIndexes, s.arCount)
 		}
 	}
@@ -321,6 +339,10 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	defer s.guard("eom", &resp, &err)
 	qid := m.Get(gomilter.MacroQueueId)
 	defer s.resetMessage()
+	if s.malformed != "" {
+		s.logMessage(qid, "rejected", slog.String("reason", s.malformed))
+		return rejectMalformed, nil
+	}
 	if s.failure != "" {
 		s.metrics().Tempfailed(s.failureClass)
 		s.logMessage(qid, "tempfail", slog.String("reason", s.failure))
@@ -438,7 +460,11 @@ func (s *session) addAuthResults(m gomilter.Modifier, results verify.Results) er
 	if iprev.Result == "" && s.env.Verify == nil {
 		return nil // nothing was checked
 	}
-	return m.InsertHeader(1, "Authentication-Results", verify.FormatAuthResults(s.authID, iprev, results))
+	// Index 0: at the very top, above the Received header the MTA adds for
+	// this hop (Postfix adds 1 to the index and counts that header), so
+	// the results sit above this hop's trace headers (RFC 8601 §5), where
+	// OpenDKIM puts its own (test/authres_test.go).
+	return m.InsertHeader(0, "Authentication-Results", verify.FormatAuthResults(s.authID, iprev, results))
 }
 
 func (s *session) Abort(m gomilter.Modifier) (err error) {
@@ -456,7 +482,6 @@ func (s *session) Cleanup(m gomilter.Modifier) {
 	s.abortSigning()
 	if s.counted {
 		s.counted = false
-		s.srv.sessions.Add(-1)
 		s.metrics().Sessions(-1)
 	}
 }
@@ -490,8 +515,8 @@ func (s *session) recordDecision(d policy.Decision) {
 		}
 	}
 	attrs := []slog.Attr{
-		slog.String("ip", s.ip.String()), slog.String("client", s.client), slog.String("helo", s.helo),
-		slog.String("sender", s.sender), slog.String("action", d.Action.String()),
+		slog.String("ip", s.ip.String()), slog.String("client", s.client), slog.String("helo", mailtext.Printable(s.helo)),
+		slog.String("sender", mailtext.Printable(s.sender)), slog.String("action", d.Action.String()),
 	}
 	if d.Exemption != "" {
 		attrs = append(attrs, slog.String("exempt", d.Exemption))
@@ -524,32 +549,4 @@ func (s *session) recordDecision(d policy.Decision) {
 		level = slog.LevelDebug
 	}
 	s.log().LogAttrs(context.Background(), level, msg, attrs...)
-}
-
-// authservID extracts the authserv-id of an Authentication-Results value:
-// the first token, before any ";" and outside comments.
-func authservID(v string) string {
-	v = strings.TrimSpace(stripComments(v))
-	if i := strings.IndexAny(v, "; \t\r\n"); i >= 0 {
-		v = v[:i]
-	}
-	return v
-}
-
-func stripComments(v string) string {
-	var b strings.Builder
-	depth := 0
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '\\' && depth > 0:
-			i++
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case depth == 0:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }

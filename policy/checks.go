@@ -60,7 +60,7 @@ func checkHELO(ctx context.Context, res *resolver.Resolver, ip netip.Addr, helo 
 	}
 	name := strings.TrimSuffix(strings.ToLower(helo), ".")
 	if !mailtext.ValidDomain(name) {
-		r.note("HELO %q is not a fully qualified domain name", helo)
+		r.note("HELO %q is not a fully qualified domain name", mailtext.Printable(helo))
 		r.Outcomes = []Outcome{Invalid}
 		return r
 	}
@@ -84,7 +84,7 @@ func checkSender(ctx context.Context, res *resolver.Resolver, ip netip.Addr, sen
 		return r
 	}
 	if !mailtext.ValidDomain(domain) {
-		r.note("sender domain %q is not a valid domain name", domain)
+		r.note("sender domain %q is not a valid domain name", mailtext.Printable(domain))
 		r.Outcomes = []Outcome{NotFound}
 		return r
 	}
@@ -146,13 +146,20 @@ func (r *Result) hostMatch(ctx context.Context, res *resolver.Resolver, name str
 		r.Outcomes = []Outcome{NullMX}
 		return
 	case len(a.addrs) == 0 && len(hosts) == 0:
-		// Neither an address nor an MX host, and a lookup failed.
-		r.Undetermined, r.TempErr = []Outcome{NotFound, NoMX, Forged}, firstErr(a.err, mxErr)
+		// Neither an address nor an MX host, and a lookup failed: every
+		// outcome is still open.
+		r.Undetermined, r.TempErr = []Outcome{NotFound, Forged}, firstErr(a.err, mxErr)
+		if isSender {
+			r.Undetermined = []Outcome{NotFound, NoMX, NullMX, Forged}
+		}
 		return
 	}
 	if isSender {
 		if mxErr != nil {
-			r.Undetermined, r.TempErr = append(r.Undetermined, NoMX), mxErr
+			// The MX answer would have told whether there is an MX and
+			// whether it is a null MX (RFC 7505): both stay open, so a
+			// null_mx = reject defers instead of accepting.
+			r.Undetermined, r.TempErr = append(r.Undetermined, NoMX, NullMX), mxErr
 		} else if len(hosts) == 0 {
 			r.Outcomes = append(r.Outcomes, NoMX)
 		}

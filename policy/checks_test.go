@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"vouch/internal/dnstest"
 	"vouch/internal/resolver"
 	"vouch/whitelist"
@@ -45,6 +47,10 @@ var zone = []string{
 	"mxdown.test. 300 IN MX 10 mx.dead.test.",
 	"mx.dead.test. 300 IN A 192.0.2.99",
 	"txtonly.test. 300 IN TXT \"hello\"",
+	// MX lookups that fail while the A lookup answers.
+	"mxservfail.test. 300 IN A 192.0.2.10",
+	"mxtimeout.test. 300 IN A 192.0.2.10",
+	"mxfailnoa.test. 300 IN TXT \"no address\"",
 }
 
 func testResolver(t *testing.T) (*resolver.Resolver, *dnstest.Server) { return testResolverB(t) }
@@ -56,6 +62,9 @@ func testResolverB(t testing.TB) (*resolver.Resolver, *dnstest.Server) {
 	srv.SetFault("broken.test", dnstest.ServFail)
 	srv.SetFault("down.test", dnstest.Drop)
 	srv.SetFault("mx.dead.test", dnstest.ServFail)
+	srv.SetTypeFault("mxservfail.test", mdns.TypeMX, dnstest.ServFail)
+	srv.SetTypeFault("mxtimeout.test", mdns.TypeMX, dnstest.Drop)
+	srv.SetTypeFault("mxfailnoa.test", mdns.TypeMX, dnstest.ServFail)
 	res, err := resolver.New(resolver.Config{Servers: []string{srv.Addr}, Timeout: 200 * time.Millisecond, Attempts: 1, CacheSize: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +131,9 @@ func TestCheckHELO(t *testing.T) {
 		{"192.0.2.10", "txtonly.test", checkWant{outcomes: []Outcome{NotFound}}}, // exists, no A/AAAA/MX
 		{"192.0.2.30", "mail.good.test", checkWant{outcomes: []Outcome{Forged}}},
 		{"192.0.2.10", "nullmx.test", checkWant{outcomes: []Outcome{Forged}}}, // a null MX is fine for a HELO name
-		{"192.0.2.10", "down.test", checkWant{undetermined: []Outcome{NotFound, NoMX, Forged}}},
+		{"192.0.2.10", "down.test", checkWant{undetermined: []Outcome{NotFound, Forged}}},
+		{"192.0.2.10", "mxservfail.test", checkWant{}}, // the A record matches: no MX needed
+		{"192.0.2.11", "mxtimeout.test", checkWant{undetermined: []Outcome{Forged}}},
 		{"192.0.2.10", "mxdown.test", checkWant{undetermined: []Outcome{Forged}}},
 	}
 	for _, tc := range tests {
@@ -151,7 +162,13 @@ func TestCheckSender(t *testing.T) {
 		{"192.0.2.10", "user@aonly.test", checkWant{outcomes: []Outcome{NoMX, Forged}}, false},
 		{"192.0.2.70", "user@nullmx.test", checkWant{outcomes: []Outcome{NullMX}}, false},
 		{"192.0.2.30", "user@good.test", checkWant{outcomes: []Outcome{Forged}}, false},
-		{"192.0.2.10", "user@down.test", checkWant{undetermined: []Outcome{NotFound, NoMX, Forged}}, false},
+		{"192.0.2.10", "user@down.test", checkWant{undetermined: []Outcome{NotFound, NoMX, NullMX, Forged}}, false},
+		// The MX lookup fails, the A lookup answers: whether the domain
+		// has a (null) MX is open.
+		{"192.0.2.10", "user@mxservfail.test", checkWant{undetermined: []Outcome{NoMX, NullMX}}, false},
+		{"192.0.2.10", "user@mxtimeout.test", checkWant{undetermined: []Outcome{NoMX, NullMX}}, false},
+		{"192.0.2.11", "user@mxtimeout.test", checkWant{undetermined: []Outcome{NoMX, NullMX, Forged}}, false},
+		{"192.0.2.10", "user@mxfailnoa.test", checkWant{undetermined: []Outcome{NotFound, NoMX, NullMX, Forged}}, false},
 		{"192.0.2.10", "user@mxdown.test", checkWant{undetermined: []Outcome{Forged}}, false},
 	}
 	for _, tc := range tests {
@@ -207,6 +224,9 @@ func TestConnWithWhitelists(t *testing.T) {
 		{"null MX", "192.0.2.10", "mail.good.test", "user@nullmx.test", false, Reject, "550 5.7.27", "pass"},
 		{"null sender", "192.0.2.10", "mail.good.test", "", false, Accept, "", "pass"},
 		{"PTR DNS down", "192.0.2.40", "mail.good.test", "user@good.test", false, Tempfail, "451 4.4.3", "temperror"},
+		// The MX lookup that could show a null MX (reject) fails: defer.
+		{"sender MX SERVFAIL", "192.0.2.10", "mail.good.test", "user@mxservfail.test", false, Tempfail, "451 4.4.3", "pass"},
+		{"sender MX timeout", "192.0.2.10", "mail.good.test", "user@mxtimeout.test", false, Tempfail, "451 4.4.3", "pass"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

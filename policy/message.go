@@ -189,10 +189,10 @@ func DecideMessage(cfg *VerifyConfig, r verify.Results, allowlisted bool, mode M
 	if dm.Status != verify.Pass {
 		switch r.SPF.Status {
 		case verify.Fail:
-			consider(candidate{"spf", cfg.SPFFail, spfReply, fmt.Sprintf("SPF fail for %s (%s)", r.SPF.Domain, r.SPF.Reason), r.SPF.Domain})
+			consider(candidate{"spf", cfg.SPFFail, spfReply, fmt.Sprintf("SPF fail for %s (%s)", r.SPF.Domain, mailtext.Printable(r.SPF.Reason)), r.SPF.Domain})
 		case verify.TempError:
 			if cfg.SPFFail > MsgAccept {
-				temp(fmt.Sprintf("SPF temperror for %s: %s", r.SPF.Domain, r.SPF.Reason))
+				temp(fmt.Sprintf("SPF temperror for %s: %s", r.SPF.Domain, mailtext.Printable(r.SPF.Reason)))
 			}
 		}
 		switch r.DKIMStatus() {
@@ -243,7 +243,8 @@ func dkimFailures(rs []verify.DKIMResult) string {
 		if s != "" {
 			s += ", "
 		}
-		s += fmt.Sprintf("d=%s s=%s %s (%s)", r.Domain, r.Selector, r.Status, r.Reason)
+		// d=, s= and the reason come from the message: truncated.
+		s += fmt.Sprintf("d=%s s=%s %s (%s)", mailtext.Printable(r.Domain), mailtext.Printable(r.Selector), r.Status, mailtext.Printable(r.Reason))
 	}
 	return s
 }

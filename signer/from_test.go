@@ -3,15 +3,17 @@ package signer
 import (
 	"strings"
 	"testing"
+
+	"vouch/internal/mailtext"
 )
 
 func TestFromAddress(t *testing.T) {
-	from := func(v string) []Header {
-		return []Header{{"Received", " from x"}, {"From", v}, {"To", " b@remote.test"}}
+	from := func(v string) []mailtext.Header {
+		return []mailtext.Header{{Name: "Received", Value: " from x"}, {Name: "From", Value: v}, {Name: "To", Value: " b@remote.test"}}
 	}
 	tests := []struct {
 		name          string
-		headers       []Header
+		headers       []mailtext.Header
 		local, domain string
 		err           string
 	}{
@@ -35,9 +37,9 @@ func TestFromAddress(t *testing.T) {
 		{"empty group", from(" undisclosed-recipients:;"), "", "", "From has 0 addresses"},
 		{"group with two members", from(" Team: a@example.com, b@example.com;"), "", "", "From has 2 addresses"},
 		{"two addresses", from(" a@example.com, b@example.org"), "", "", "From has 2 addresses"},
-		{"two From headers", append(from(" a@example.com"), Header{"from", " b@example.com"}), "", "", "2 From headers"},
-		{"no From", []Header{{"Subject", " x"}, {"Sender", " s@example.com"}}, "", "", "no From header"},
-		{"From name any case", []Header{{"FROM", " a@example.com"}}, "a", "example.com", ""},
+		{"two From headers", append(from(" a@example.com"), mailtext.Header{Name: "from", Value: " b@example.com"}), "", "", "2 From headers"},
+		{"no From", []mailtext.Header{{Name: "Subject", Value: " x"}, {Name: "Sender", Value: " s@example.com"}}, "", "", "no From header"},
+		{"From name any case", []mailtext.Header{{Name: "FROM", Value: " a@example.com"}}, "a", "example.com", ""},
 		{"unclosed quote", from(` "Unclosed <alice@example.com>`), "alice", "example.com", ""},
 		{"unbalanced quotes around name", from(` Alice "the" "Boss <boss@example.com>`), "boss", "example.com", ""},
 		{"broken name, last angle address wins", from(` "a@evil.test" <x <alice@example.com>`), "alice", "example.com", ""},
@@ -46,12 +48,25 @@ func TestFromAddress(t *testing.T) {
 		{"at without domain", from(" <alice@>"), "", "", ""},
 		{"empty", from(""), "", "", ""},
 		{"only spaces", from("   \n  "), "", "", ""},
+		{"IDN in A-labels", from(" a@Bücher.Example"), "a", "xn--bcher-kva.example", ""},
+		{"trailing dot dropped", from(" <a@example.com.>"), "a", "example.com", ""},
+		// Issue 12: these became d= and KeyTable "%" paths.
+		{"path in domain", from(" <a@../planted/x>"), "", "", "not a valid domain name"},
+		{"path outside", from(" <a@../../../../somewhere/x>"), "", "", "not a valid domain name"},
+		{"percent", from(" <a@%.example.com>"), "", "", "not a valid domain name"},
+		{"underscore", from(" a@a_b.example.com"), "", "", "not a valid domain name"},
+		{"single label", from(" a@localhost"), "", "", "not a valid domain name"},
+		{"address literal", from(" a@[192.0.2.1]"), "", "", "not a valid domain name"},
+		{"40 KB domain", from(" <a@" + strings.Repeat("a.", 20000) + "com>"), "", "", "octets long"},
+		{"label of 64", from(" a@" + strings.Repeat("b", 64) + ".com"), "", "", "not a valid domain name"},
+		{"address of 255 octets", from(" " + strings.Repeat("l", 243) + "@example.com"), "", "", "octets long (at most 254)"},
+		{"address of 254 octets", from(" " + strings.Repeat("l", 242) + "@example.com"), strings.Repeat("l", 242), "example.com", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			local, domain, err := FromAddress(tc.headers)
 			if tc.local == "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || len(err.Error()) > 1000 {
 					t.Fatalf("got %q@%q, %v; want an error containing %q", local, domain, err, tc.err)
 				}
 				return

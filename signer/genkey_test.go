@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"vouch/internal/testutil"
 )
 
 // bindRecord is a SELECTOR.txt record taken apart.
@@ -128,7 +130,7 @@ func TestTXTRecord(t *testing.T) {
 func TestTXTRecordLikeOpendkimGenkey(t *testing.T) {
 	genkey, err := exec.LookPath("opendkim-genkey")
 	if err != nil {
-		t.Skip("opendkim-genkey not installed")
+		testutil.Require(t, "opendkim-genkey (apt-get install opendkim-tools)")
 	}
 	dir := t.TempDir()
 	for _, args := range [][]string{
@@ -218,7 +220,7 @@ func TestGenerateKey(t *testing.T) {
 // dkimpy verify what vouch signs (optional: needs python3-dkim).
 func TestTXTRecordWithDkimpy(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import dkim, nacl").Run(); err != nil {
-		t.Skip("/usr/bin/python3 with dkim (python3-dkim) and nacl not available")
+		testutil.Require(t, "/usr/bin/python3 with dkim and nacl (apt-get install python3-dkim python3-nacl)")
 	}
 	dir := t.TempDir()
 	var keys []InlineKey

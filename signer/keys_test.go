@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"vouch/internal/testutil"
 )
 
 // rsa512 is too small to sign with (RFC 8301); Go cannot even generate it.
@@ -182,9 +184,7 @@ func TestLoadKeyFileSafety(t *testing.T) {
 		}
 	})
 	t.Run("owned by another user", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to chown")
-		}
+		testutil.RequireRoot(t) // to chown
 		path := writeFile(t, dir, "other.private", data, 0o600)
 		if err := os.Chown(path, 12345, 12345); err != nil {
 			t.Fatal(err)

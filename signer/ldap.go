@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -68,6 +69,32 @@ func (st ldapSettings) client(servers []ldapServer) *ldapClient {
 		roots: st.roots, timeout: st.timeout, idle: ldapIdleClose}
 }
 
+// cleartextWarnings names the servers a simple bind would send the
+// password to in clear: ldap:// without StartTLS to a host that is not
+// loopback (ldaps:// and ldapi:// are safe, and so is loopback).
+func (c *ldapClient) cleartextWarnings() []string {
+	if c.password == "" || c.useTLS {
+		return nil
+	}
+	var out []string
+	for _, srv := range c.servers {
+		if srv.scheme != "ldap" || isLoopbackHost(srv.host()) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("LDAP server %s: the bind password of %q goes over the network in clear text: use ldaps://, signing.ldap_use_tls = true (StartTLS) or ldapi://", srv, c.bindDN))
+	}
+	return out
+}
+
+// isLoopbackHost: "localhost" or a loopback address.
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 // loadCAFile reads PEM CA certificates for LDAP TLS.
 func loadCAFile(path string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(path)
@@ -86,9 +113,14 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 // from the first entry found. found is false when nothing matched, as when
 // the base DN does not exist (OpenDKIM's LDAP_NAME_ERROR).
 func (c *ldapClient) search(ds *ldapDataset, key string) (vals []string, found bool, err error) {
+	if !utf8.ValidString(key) {
+		// LDAP strings are UTF-8 (RFC 4511 §4.1.2) and go-ldap's EscapeDN
+		// would turn the bad bytes into U+FFFD: such a key matches nothing.
+		return nil, false, nil
+	}
 	timeLimit := int((c.timeout + time.Second - 1) / time.Second)
-	req := ldap.NewSearchRequest(expandLDAP(ds.base, key), ds.scope, ldap.NeverDerefAliases, 0, timeLimit, false,
-		expandLDAP(ds.filter, key), ds.attrs, nil)
+	req := ldap.NewSearchRequest(expandLDAP(ds.base, key, true), ds.scope, ldap.NeverDerefAliases, 0, timeLimit, false,
+		expandLDAP(ds.filter, key, false), ds.attrs, nil)
 	res, err := c.do(req)
 	switch {
 	case nameError(err):

@@ -6,11 +6,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -62,6 +64,8 @@ func TestParseLDAPURL(t *testing.T) {
 	bad := []struct{ url, want string }{
 		{"ldap:///?a", "no host"},
 		{"ldap://:389/?a", "no host"},
+		{"ldap://[/?a", "no host"},
+		{"ldap://[]:389/?a", "no host"},
 		{"http://h/?a", `scheme "http"`},
 		{"ldap:h/?a", "not an LDAP URL"},
 		{"ldap://h/?a?tree", `scope "tree"`},
@@ -70,6 +74,11 @@ func TestParseLDAPURL(t *testing.T) {
 		{"ldap://h?a", `"/" must separate`},
 		{"ldap://cn=admin:pw@h/?a", "credentials in the URL"},
 		{"ldap://h/%zz", "invalid URL escape"},
+		{"ldap://a%5Db:389/?a", "neither a host name nor an IP address"},
+		{"ldap://h%2Fx/?a", "neither a host name nor an IP address"},
+		{"ldap://h:0/?a", `port "0"`},
+		{"ldap://h:ldap/?a", `port "ldap"`},
+		{"ldap://h:65536/?a", `port "65536"`},
 	}
 	for _, tc := range bad {
 		if _, err := parseLDAPURL(tc.url); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -131,37 +140,74 @@ func TestParseLDAPDataset(t *testing.T) {
 	}
 }
 
-// TestExpandLDAP: $d is the looked-up key with the RFC 4515 specials
-// escaped, as opendkim-db.c dkimf_db_mkldapquery writes it.
+// TestExpandLDAP: $d is the looked-up key, escaped for a filter (RFC
+// 4515) or for a DN (RFC 4514) according to where it goes, with
+// opendkim-db.c dkimf_db_mkldapquery's template rules.
 func TestExpandLDAP(t *testing.T) {
-	tests := []struct{ tmpl, value, want string }{
-		{"(DKIMIdentity=$d)", "example.com", "(DKIMIdentity=example.com)"},
-		{"(DKIMIdentity=$d)", "user@example.com", "(DKIMIdentity=user@example.com)"},
+	tests := []struct {
+		tmpl, value string
+		inDN        bool
+		want        string
+	}{
+		{"(DKIMIdentity=$d)", "example.com", false, "(DKIMIdentity=example.com)"},
+		{"(DKIMIdentity=$d)", "user@example.com", false, "(DKIMIdentity=user@example.com)"},
 		// The last two keys of the signing table order are not wildcards.
-		{"(DKIMIdentity=$d)", "user@*", `(DKIMIdentity=user@\2a)`},
-		{"(DKIMIdentity=$d)", "*", `(DKIMIdentity=\2a)`},
-		{"(mail=$d)", "a(b)c\\d*e\x00f", `(mail=a\28b\29c\5cd\2ae\00f)`},
-		{"(|(mail=$d)(alias=$d))", "x@y", "(|(mail=x@y)(alias=x@y))"},
-		{"(mail=$d)", "jürgen@example.com", "(mail=jürgen@example.com)"},
-		{"ou=$D,o=x", "mail.example.com", "ou=dc=mail,dc=example,dc=com,o=x"},
-		{"$D", "", ""},
-		{"(a=$x$d)", "v", "(a=v)"},
-		{"(a=$$d)", "v", "(a=v)"},
-		{"(a=b)$", "v", "(a=b)"},
-		{"(a=b)", "v", "(a=b)"},
-		{"", "v", ""},
+		{"(DKIMIdentity=$d)", "user@*", false, `(DKIMIdentity=user@\2a)`},
+		{"(DKIMIdentity=$d)", "*", false, `(DKIMIdentity=\2a)`},
+		{"(mail=$d)", "a(b)c\\d*e\x00f", false, `(mail=a\28b\29c\5cd\2ae\00f)`},
+		{"(|(mail=$d)(alias=$d))", "x@y", false, "(|(mail=x@y)(alias=x@y))"},
+		{"(mail=$d)", "jürgen@example.com", false, `(mail=j\c3\bcrgen@example.com)`}, // 8-bit bytes escaped too
+		{"(member=$D)", "a,b.example", false, `(member=dc=a\5c,b,dc=example)`},
+		{"ou=$D,o=x", "mail.example.com", true, "ou=dc=mail,dc=example,dc=com,o=x"},
+		{"cn=$d,o=x", "a,b+c=d", true, `cn=a\,b\+c=d,o=x`},
+		{"cn=$d,o=x", "#x ", true, `cn=\#x\ ,o=x`},
+		{"$D", "", true, ""},
+		{"(a=$x$d)", "v", false, "(a=v)"},
+		{"(a=$$d)", "v", false, "(a=v)"},
+		{"(a=b)$", "v", false, "(a=b)"},
+		{"(a=b)", "v", false, "(a=b)"},
+		{"", "v", false, ""},
 	}
 	for _, tc := range tests {
-		if got := expandLDAP(tc.tmpl, tc.value); got != tc.want {
-			t.Errorf("expandLDAP(%q, %q) = %q, want %q", tc.tmpl, tc.value, got, tc.want)
+		if got := expandLDAP(tc.tmpl, tc.value, tc.inDN); got != tc.want {
+			t.Errorf("expandLDAP(%q, %q, %v) = %q, want %q", tc.tmpl, tc.value, tc.inDN, got, tc.want)
 		}
 	}
-	// Whatever the key, the filter compiles: nothing in it can change the
-	// filter's structure.
-	for _, v := range []string{"*", ")(objectClass=*", "\\", "a)(|(b=*)", "x\x00y"} {
-		f := expandLDAP("(DKIMIdentity=$d)", v)
-		if _, err := ldap.CompileFilter(f); err != nil {
-			t.Errorf("%q: %q does not compile: %v", v, f, err)
+}
+
+// TestExpandLDAPHostileValues: whatever the key, the filter compiles to
+// one equality assertion whose value is the key, and the base DN parses
+// to the template's RDNs with the key as the one value: nothing in the
+// key can change the structure of either.
+func TestExpandLDAPHostileValues(t *testing.T) {
+	for _, v := range []string{
+		"*", "(", ")", "\\", "\x00", ",", "+", "=", "#lead", " lead", "trail ", "\"quoted\"", "<a>;b",
+		")(objectClass=*", "a)(|(b=*)", "x\x00y", "cn=admin,dc=example", "jürgen@exämple.com", "\xff\xfe", "\\2a",
+	} {
+		f := expandLDAP("(DKIMIdentity=$d)", v, false)
+		pkt, err := ldap.CompileFilter(f)
+		if err != nil {
+			t.Errorf("%q: filter %q does not compile: %v", v, f, err)
+			continue
+		}
+		if pkt.Tag != ldap.FilterEqualityMatch || len(pkt.Children) != 2 || pkt.Children[1].Data.String() != v {
+			t.Errorf("%q: filter %q is not (DKIMIdentity=<the value>)", v, f)
+		}
+		if !utf8.ValidString(v) {
+			// search refuses it before expanding: see below.
+			if _, found, err := (&ldapClient{}).search(&ldapDataset{base: "cn=$d", filter: "(a=$d)"}, v); found || err != nil {
+				t.Errorf("%q: search found %v, %v; want nothing, without asking a server", v, found, err)
+			}
+			continue
+		}
+		base := expandLDAP("cn=$d,ou=keys,dc=example", v, true)
+		dn, err := ldap.ParseDN(base)
+		if err != nil {
+			t.Errorf("%q: base %q does not parse: %v", v, base, err)
+			continue
+		}
+		if len(dn.RDNs) != 3 || len(dn.RDNs[0].Attributes) != 1 || dn.RDNs[0].Attributes[0].Value != v || dn.RDNs[1].Attributes[0].Value != "keys" {
+			t.Errorf("%q: base %q parses to %v", v, base, dn)
 		}
 	}
 }
@@ -638,20 +684,67 @@ func TestLDAPErrText(t *testing.T) {
 
 func TestReadPasswordFile(t *testing.T) {
 	dir := t.TempDir()
-	pw, w, err := readPasswordFile(writeFile(t, dir, "pw", "s3cret pass\n", 0o600))
+	pw, w, err := readPasswordFile(writeFile(t, dir, "pw", "s3cret pass\n", 0o600), true)
 	if err != nil || pw != "s3cret pass" || w != "" {
 		t.Fatalf("%q %q %v", pw, w, err)
 	}
-	pw, w, err = readPasswordFile(writeFile(t, dir, "pw2", "x\r\n", 0o644))
-	if err != nil || pw != "x" || !strings.Contains(w, "mode 0644") {
-		t.Fatalf("%q %q %v", pw, w, err)
+	// Readable by group or others: refused like an unsafe key, naming the
+	// file and its mode, unless require_safe_keys is off.
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		p := writeFile(t, dir, fmt.Sprintf("pw%o", mode), "x\r\n", mode)
+		os.Chmod(p, mode)
+		if _, _, err := readPasswordFile(p, true); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), fmt.Sprintf("mode %04o", mode)) || !strings.Contains(err.Error(), "require_safe_keys") {
+			t.Fatalf("mode %04o: %v", mode, err)
+		}
+		pw, w, err = readPasswordFile(p, false)
+		if err != nil || pw != "x" || !strings.Contains(w, fmt.Sprintf("mode %04o", mode)) {
+			t.Fatalf("mode %04o, require_safe_keys = false: %q %q %v", mode, pw, w, err)
+		}
 	}
-	if _, _, err := readPasswordFile(writeFile(t, dir, "empty", "\n", 0o600)); err == nil {
+	if _, _, err := readPasswordFile(writeFile(t, dir, "empty", "\n", 0o600), true); err == nil {
 		t.Fatal("empty password file accepted")
 	}
 	_, _, err = New(Config{Headers: []string{"From"}, KeyTable: zimbraKT, SigningTable: zimbraST, LDAPBindDN: "cn=x", LDAPBindPassword: "a", LDAPBindPasswordFile: dir + "/pw"})
 	if err == nil || !strings.Contains(err.Error(), "both set") {
 		t.Fatalf("password and file: %v", err)
+	}
+}
+
+// TestLDAPCleartextWarning: a simple bind over plain ldap:// to a host
+// that is not loopback is warned about; StartTLS, ldaps://, ldapi://,
+// loopback and an anonymous bind are not.
+func TestLDAPCleartextWarning(t *testing.T) {
+	srv := func(u string) ldapServer {
+		p, err := parseLDAPURL(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.server
+	}
+	for _, tc := range []struct {
+		url      string
+		password string
+		useTLS   bool
+		warn     bool
+	}{
+		{"ldap://ldap.example.com/", "pw", false, true},
+		{"ldap://192.0.2.1:3890/", "pw", false, true},
+		{"ldap://ldap.example.com/", "pw", true, false},
+		{"ldaps://ldap.example.com/", "pw", false, false},
+		{"ldapi:///", "pw", false, false},
+		{"ldap://127.0.0.1/", "pw", false, false},
+		{"ldap://[::1]:389/", "pw", false, false},
+		{"ldap://localhost/", "pw", false, false},
+		{"ldap://ldap.example.com/", "", false, false},
+	} {
+		c := ldapSettings{bindDN: "cn=vouch", password: tc.password, useTLS: tc.useTLS}.client([]ldapServer{srv(tc.url)})
+		w := c.cleartextWarnings()
+		if (len(w) > 0) != tc.warn {
+			t.Errorf("%s (password %v, StartTLS %v): warnings %q", tc.url, tc.password != "", tc.useTLS, w)
+		}
+		if len(w) > 0 && (!strings.Contains(w[0], "clear text") || strings.Contains(w[0], "pw")) {
+			t.Errorf("warning %q", w[0])
+		}
 	}
 }
 

@@ -51,7 +51,7 @@ func newLDAPTables(cfg Config, signLDAP, keysLDAP bool) (*ldapTables, []string, 
 		if cfg.LDAPBindPassword != "" {
 			return nil, nil, fmt.Errorf("signing.ldap_bind_password and ldap_bind_password_file are both set: keep one")
 		}
-		pw, w, err := readPasswordFile(cfg.LDAPBindPasswordFile)
+		pw, w, err := readPasswordFile(cfg.LDAPBindPasswordFile, cfg.RequireSafeKeys)
 		if err != nil {
 			return nil, nil, fmt.Errorf("signing.ldap_bind_password_file: %w", err)
 		}
@@ -107,6 +107,9 @@ func newLDAPTables(cfg Config, signLDAP, keysLDAP bool) (*ldapTables, []string, 
 		t.keys, t.keysC = ds, client(ds)
 	}
 	for _, c := range t.clients {
+		warnings = append(warnings, c.cleartextWarnings()...)
+	}
+	for _, c := range t.clients {
 		if _, _, _, err := c.get(); err != nil {
 			t.close()
 			return nil, nil, fmt.Errorf("LDAP: %w", err)
@@ -116,11 +119,19 @@ func newLDAPTables(cfg Config, signLDAP, keysLDAP bool) (*ldapTables, []string, 
 }
 
 // readPasswordFile reads a password file: its content without the final
-// line end. A file that group or others may read is a warning.
-func readPasswordFile(path string) (string, string, error) {
+// line end. A file that group or others may read is refused like an unsafe
+// key (a warning with requireSafe false).
+func readPasswordFile(path string, requireSafe bool) (string, string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", "", err
+	}
+	var warning string
+	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
+		warning = fmt.Sprintf("%s: mode %04o lets group or others read the LDAP bind password (want 0600 or 0400)", path, perm)
+		if requireSafe {
+			return "", "", fmt.Errorf("%s (fix it, or set signing.require_safe_keys = false)", warning)
+		}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -129,10 +140,6 @@ func readPasswordFile(path string) (string, string, error) {
 	pw := strings.TrimRight(string(data), "\r\n")
 	if pw == "" {
 		return "", "", fmt.Errorf("%s is empty", path)
-	}
-	var warning string
-	if fi.Mode().Perm()&0o044 != 0 {
-		warning = fmt.Sprintf("%s: mode %04o lets group or others read the LDAP bind password (want 0600 or 0400)", path, fi.Mode().Perm())
 	}
 	return pw, warning, nil
 }
@@ -222,7 +229,7 @@ func (t *ldapTables) key(name, fromDomain, referrer string) (*Key, error) {
 			}
 		}
 		if !fromDomainDependent(e.row) {
-			e.key, e.err = t.load(e.row, e.row.domain)
+			e.key, e.err = t.load(e.row, "")
 		}
 		return e, nil
 	})

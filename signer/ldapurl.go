@@ -3,7 +3,9 @@ package signer
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -89,7 +91,7 @@ func parseLDAPDataset(spec string, minAttrs int) (*ldapDataset, []string, error)
 		return nil, nil, fmt.Errorf("LDAP URL %q names %d attribute(s): it must name %s", redactURL(urls[0]), len(ds.attrs), what)
 	}
 	// The filter must compile whatever $d becomes.
-	if _, err := ldap.CompileFilter(expandLDAP(ds.filter, "example.com")); err != nil {
+	if _, err := ldap.CompileFilter(expandLDAP(ds.filter, "example.com", false)); err != nil {
 		return nil, nil, fmt.Errorf("LDAP URL %q: filter %q: %v", redactURL(urls[0]), ds.filter, err)
 	}
 	return ds, warnings, nil
@@ -141,6 +143,9 @@ func parseLDAPURL(u string) (parsedLDAPURL, error) {
 			host, port = h, pt
 		} else {
 			host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		}
+		if err := checkHostPort(host, port); err != nil {
+			return p, err
 		}
 		p.server.addr = net.JoinHostPort(host, port)
 	case "ldapi":
@@ -197,12 +202,39 @@ func parseLDAPURL(u string) (parsedLDAPURL, error) {
 	return p, nil
 }
 
+// checkHostPort accepts a host name, an IPv4 address or an IPv6 address
+// (a colon only there) and a port number from 1 to 65535.
+func checkHostPort(host, port string) error {
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '+' {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	if host == "" {
+		return fmt.Errorf("no host (write ldap://HOST:PORT/...)")
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Zone() == "" {
+		return nil
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return fmt.Errorf("host %q is neither a host name nor an IP address", host)
+		}
+	}
+	return nil
+}
+
 // expandLDAP replaces $d in a base DN or filter template by the value
-// looked up, escaped as an RFC 4515 filter value, and $D by the value as a
-// DN ("a.example" becomes "dc=a,dc=example"), exactly as opendkim-db.c
-// dkimf_db_mkldapquery does: "$" followed by anything else disappears with
-// that character, and a lone "$" at the end disappears.
-func expandLDAP(tmpl, value string) string {
+// looked up and $D by the value as a DN ("a.example" becomes
+// "dc=a,dc=example"), as opendkim-db.c dkimf_db_mkldapquery does: "$"
+// followed by anything else disappears with that character, and a lone
+// "$" at the end disappears. The value is escaped for where it goes (the
+// looked-up key comes from a message's From header): RFC 4514 in a DN
+// (inDN), RFC 4515 in a filter, so that no value can change the
+// structure of the DN or the filter.
+func expandLDAP(tmpl, value string, inDN bool) string {
+	esc := ldap.EscapeFilter
+	if inDN {
+		esc = ldap.EscapeDN
+	}
 	var b strings.Builder
 	var last byte
 	for i := 0; i < len(tmpl); i++ {
@@ -210,38 +242,25 @@ func expandLDAP(tmpl, value string) string {
 		if last == '$' {
 			switch c {
 			case 'd':
-				b.WriteString(escapeLDAPFilter(value))
+				b.WriteString(esc(value))
 			case 'D':
 				if value == "" {
 					break
 				}
-				for j, label := range strings.Split(value, ".") {
-					if j > 0 {
-						b.WriteByte(',')
-					}
-					b.WriteString("dc=")
-					b.WriteString(escapeLDAPFilter(label))
+				labels := strings.Split(value, ".")
+				for j, label := range labels {
+					labels[j] = "dc=" + ldap.EscapeDN(label)
 				}
+				dn := strings.Join(labels, ",")
+				if !inDN {
+					dn = ldap.EscapeFilter(dn) // a DN as a filter value
+				}
+				b.WriteString(dn)
 			}
 		} else if c != '$' {
 			b.WriteByte(c)
 		}
 		last = c
-	}
-	return b.String()
-}
-
-// escapeLDAPFilter escapes the characters RFC 4515 requires in a filter
-// value: "*", "(", ")", "\" and NUL become \2a, \28, \29, \5c and \00.
-func escapeLDAPFilter(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '*', '(', ')', '\\', 0:
-			fmt.Fprintf(&b, "\\%02x", c)
-		default:
-			b.WriteByte(c)
-		}
 	}
 	return b.String()
 }

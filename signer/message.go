@@ -11,14 +11,6 @@ import (
 	"vouch/internal/mailtext"
 )
 
-// Header is one header field as the MTA handed it over: the name, and the
-// value after the colon, byte for byte (Postfix with SMFIP_HDR_LEADSPC:
-// leading space kept, continuation lines separated by a bare LF).
-type Header struct {
-	Name  string
-	Value string
-}
-
 // Message signs one message while its body streams through Write. Memory
 // does not grow with the body: it is canonicalized and hashed as it comes.
 type Message struct {
@@ -28,7 +20,7 @@ type Message struct {
 }
 
 // NewMessage starts the signatures for reqs over the given header block.
-func (s *Signer) NewMessage(reqs []Request, headers []Header) (*Message, error) {
+func (s *Signer) NewMessage(reqs []Request, headers []mailtext.Header) (*Message, error) {
 	keys, block := s.headerKeys(headers)
 	m := &Message{}
 	var expires time.Time
@@ -64,7 +56,7 @@ func (s *Signer) NewMessage(reqs []Request, headers []Header) (*Message, error) 
 // entry, so that a copy added later breaks the signature (RFC 6376 §8.15).
 // Only signed headers go into the block: the signer picks by name from the
 // bottom, so leaving others out changes nothing and saves work.
-func (s *Signer) headerKeys(headers []Header) ([]string, []byte) {
+func (s *Signer) headerKeys(headers []mailtext.Header) ([]string, []byte) {
 	count := map[string]int{}
 	var b strings.Builder
 	for _, h := range headers {

@@ -18,17 +18,17 @@ import (
 )
 
 func TestHeaderKeys(t *testing.T) {
-	hs := func(kv ...string) []Header {
-		var out []Header
+	hs := func(kv ...string) []mailtext.Header {
+		var out []mailtext.Header
 		for i := 0; i < len(kv); i += 2 {
-			out = append(out, Header{kv[i], kv[i+1]})
+			out = append(out, mailtext.Header{Name: kv[i], Value: kv[i+1]})
 		}
 		return out
 	}
 	tests := []struct {
 		name          string
 		headers, over []string
-		msg           []Header
+		msg           []mailtext.Header
 		wantKeys      []string
 		wantBlock     string
 	}{
@@ -159,9 +159,9 @@ func TestCRLFWriterChunks(t *testing.T) {
 func signRaw(t testing.TB, s *Signer, raw string) []byte {
 	t.Helper()
 	mh, body := mtaclient.Split([]byte(raw))
-	headers := make([]Header, len(mh))
+	headers := make([]mailtext.Header, len(mh))
 	for i, h := range mh {
-		headers[i] = Header(h)
+		headers[i] = mailtext.Header(h)
 	}
 	local, domain, err := FromAddress(headers)
 	if err != nil {
@@ -301,9 +301,9 @@ func TestSignIdentity(t *testing.T) {
 func TestBareLFBodySigned(t *testing.T) {
 	s, txt := testSigner(t, Config{})
 	mh, _ := mtaclient.Split([]byte("From: a@example.com\nSubject: lf\n\n"))
-	headers := make([]Header, len(mh))
+	headers := make([]mailtext.Header, len(mh))
 	for i, h := range mh {
-		headers[i] = Header(h)
+		headers[i] = mailtext.Header(h)
 	}
 	body := "one\ntwo\r\nthree\r\r\nfour\n\n"
 	reqs, _ := s.Lookup("a", "example.com")
@@ -337,7 +337,7 @@ func TestBareLFBodySigned(t *testing.T) {
 func TestMessageAbort(t *testing.T) {
 	s, _ := testSigner(t, Config{})
 	reqs, _ := s.Lookup("a", "example.com")
-	m, err := s.NewMessage(reqs, []Header{{"From", " a@example.com"}})
+	m, err := s.NewMessage(reqs, []mailtext.Header{{Name: "From", Value: " a@example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,15 +350,15 @@ func TestMessageAbort(t *testing.T) {
 }
 
 // benchMessage is a typical message: a dozen headers and a text body.
-func benchMessage(bodySize int) ([]Header, []byte) {
+func benchMessage(bodySize int) ([]mailtext.Header, []byte) {
 	raw := "Received: from desk.example.com (desk.example.com [10.1.2.3])\n\tby mx.example.com (Postfix) with ESMTPSA id 4TESTQID\n\tfor <bob@remote.test>; Wed, 25 Nov 2026 10:00:00 +0000 (UTC)\n" +
 		"From: Alice Example <alice@example.com>\nTo: Bob <bob@remote.test>\nCc: Carol <carol@remote.test>\n" +
 		"Subject: Quarterly numbers\nDate: Wed, 25 Nov 2026 10:00:00 +0000\nMessage-ID: <20261125100000.1234@example.com>\n" +
 		"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\nUser-Agent: bench\n\n"
 	mh, _ := mtaclient.Split([]byte(raw))
-	headers := make([]Header, len(mh))
+	headers := make([]mailtext.Header, len(mh))
 	for i, h := range mh {
-		headers[i] = Header(h)
+		headers[i] = mailtext.Header(h)
 	}
 	line := "The quick brown fox jumps over the lazy dog; Grüße aus Köln.  \r\n"
 	var body []byte

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"vouch/internal/mailtext"
 )
 
 // Config is the signing part of the configuration.
@@ -126,7 +128,7 @@ func New(cfg Config) (*Signer, []string, error) {
 			if r.broken() || isPath(r.keydata) && strings.Contains(r.keydata, "%") {
 				continue // reported above, or loaded per From domain
 			}
-			k, w, err := loadRow(r, r.domain, cfg.RequireSafeKeys)
+			k, w, err := loadRow(r, "", cfg.RequireSafeKeys)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -280,9 +282,17 @@ func (s *Signer) Internal(host string, ip netip.Addr) (bool, string) {
 // With the signing table in LDAP, every key of the lookup order is one
 // query (cached for LDAPCacheTTL); a directory that cannot be asked is an
 // error, never "no key".
+//
+// The domain must be valid (FromAddress returns one): it becomes d=, part
+// of key paths and of the lookup keys, two per label. It is checked again
+// here, and with the address length (maxAddress) that bounds what
+// signingKeys builds; an invalid one is an error.
 func (s *Signer) Lookup(local, domain string) ([]Request, error) {
 	asWritten := local
 	local, domain = strings.ToLower(local), strings.ToLower(strings.TrimSuffix(domain, "."))
+	if !mailtext.ValidDomain(domain) || len(local)+1+len(domain) > maxAddress {
+		return nil, fmt.Errorf("not signing for %q: not a valid author address", mailtext.Printable(local+"@"+domain))
+	}
 	var rows []signRow
 	switch {
 	case s.table != nil:
@@ -369,21 +379,30 @@ func loadRow(r keyRow, fromDomain string, requireSafe bool) (*Key, string, error
 }
 
 // loadKeyData loads a KeyTable row's key. A keydata starting with "/",
-// "./" or "../" is a file (with % replaced by the domain); anything else
-// is the key itself (opendkim.c dkimf_loadkey), and errors never quote it.
+// "./" or "../" is a file, anything else is the key itself (opendkim.c
+// dkimf_loadkey), and errors never quote it. A domain "%" and every "%"
+// in a path starting with "/" stand for fromDomain; fromDomain "" (loading
+// at start) leaves them as they are.
 func loadKeyData(r keyRow, fromDomain string, requireSafe bool) (*Key, string, error) {
-	domain := r.domain
-	if domain == "%" {
-		domain = fromDomain
+	domain, path := r.domain, r.keydata
+	if fromDomain != "" && (domain == "%" || isPath(path) && strings.Contains(path, "%")) {
+		// The From domain is attacker-written and becomes d= or part of
+		// a file path: checked again here, right where it is put in, so
+		// that "../x" never can be, whatever the caller checked.
+		if !mailtext.ValidDomain(fromDomain) {
+			return nil, "", fmt.Errorf("From domain %q is not a valid domain name: not substituted for %%", mailtext.Printable(fromDomain))
+		}
+		if domain == "%" {
+			domain = fromDomain
+		}
+		if strings.HasPrefix(path, "/") {
+			path = strings.ReplaceAll(path, "%", fromDomain)
+		}
 	}
 	var signer crypto.Signer
 	var warning, keyPath string
 	var err error
-	if isPath(r.keydata) {
-		path := r.keydata
-		if strings.HasPrefix(path, "/") {
-			path = strings.ReplaceAll(path, "%", domain)
-		}
+	if isPath(path) {
 		signer, warning, err = LoadKeyFile(path, requireSafe)
 		keyPath = path
 	} else {

@@ -137,6 +137,10 @@ func (t *signingTable) lookup(local, domain string, multiple bool) []signRow {
 // sub.example.com, then per parent level user@.example.com and
 // .example.com, user@.com and .com, then user@* and *. The same order
 // applies to every data set type, LDAP included.
+//
+// Two keys per label: Lookup lets only a valid domain (127 labels at
+// most) and an address of at most maxAddress octets through, so there
+// are at most 256 keys of at most 254 octets, whatever the From says.
 func signingKeys(local, domain string) []string {
 	keys := []string{local + "@" + domain, domain}
 	for i := strings.IndexByte(domain, '.'); i >= 0; {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/mtaclient"
 	"vouch/signer"
 )
@@ -28,9 +29,9 @@ func signAs(t testing.TB, keyPath, domain, selector, raw string) string {
 		t.Fatalf("no key: %v", err)
 	}
 	hs, body := mtaclient.Split([]byte(raw))
-	headers := make([]signer.Header, len(hs))
+	headers := make([]mailtext.Header, len(hs))
 	for i, h := range hs {
-		headers[i] = signer.Header{Name: h.Name, Value: h.Value}
+		headers[i] = mailtext.Header{Name: h.Name, Value: h.Value}
 	}
 	m, err := sg.NewMessage(reqs, headers)
 	if err != nil {
@@ -84,6 +85,10 @@ reverse = %q
 		ars := strings.Count(got, "Authentication-Results: mx.local.test")
 		if ars != 1 || strings.Contains(got, "forged by the sender") {
 			t.Fatalf("want exactly our Authentication-Results, got %d:\n%s", ars, got)
+		}
+		// RFC 8601 §5: above the trace header Postfix added for this hop.
+		if ar, rcvd := strings.Index(got, "\nAuthentication-Results: mx.local.test"), strings.Index(got, "\nReceived: "); ar < 0 || rcvd < 0 || ar > rcvd {
+			t.Fatalf("Authentication-Results is not above this hop's Received header:\n%s", got)
 		}
 		for _, want := range []string{"dkim=pass header.d=sender.test header.s=k1", "spf=pass smtp.mailfrom=sam@sender.test", "dmarc=pass (p=reject dis=none) header.from=sender.test", "iprev=pass policy.iprev=192.0.2.10"} {
 			if !strings.Contains(got, want) {

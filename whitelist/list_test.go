@@ -513,8 +513,28 @@ func FuzzParse(f *testing.F) {
 			if l != nil {
 				t.Fatalf("error %v with a list", err)
 			}
-		} else if l == nil || l.Len() < 0 {
+		} else if l == nil {
 			t.Fatalf("no list")
+		} else {
+			// One entry per line with content, but for the lines refused
+			// (a problem other than ignored trailing text).
+			want := 0
+			for i, line := range strings.Split(data, "\n") {
+				if i == 0 {
+					line = strings.TrimPrefix(line, "\ufeff")
+				}
+				if stripComment(line) != "" {
+					want++
+				}
+			}
+			for _, p := range problems {
+				if !strings.HasPrefix(p.Reason, "ignored text after") {
+					want--
+				}
+			}
+			if l.Len() != want {
+				t.Fatalf("Len %d, want %d (problems %v)", l.Len(), want, problems)
+			}
 		}
 		lines := strings.Count(data, "\n") + 1
 		checkEntry := func(e Entry, ok bool) {

@@ -11,6 +11,15 @@
 // never held in memory). A sample of the signatures is verified with
 // go-msgauth against the given public keys, without DNS, after the load.
 //
+// With -flood N it keeps N hostile connections open meanwhile, each
+// announcing a packet of -flood-length bytes (as its first bytes, or after
+// a valid OPTNEG as a header: -flood-stage) and sending none of it, and
+// reconnecting when the milter closes it: with -pid, the milter's memory
+// under that flood and whether ordinary mail still gets through.
+//
+// With -peer noop|naive it runs a reference milter instead (peer.go), to
+// measure against in the same run.
+//
 // With -dns-serve ZONEFILE it runs a small DNS server (UDP and TCP on
 // 127.0.0.1, random port unless -dns-listen) serving the zone's records,
 // prints its address and runs until killed.
@@ -104,8 +113,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "md", "stdout: md (a markdown table row), json, or tsv (one line: label c msgs msgs/s MB/s p50 p90 p99 max errors verified sampled peak_rss_mib cpu_us_per_msg; - when not measured)")
 	header := fs.Bool("header", false, "print the markdown table header before the row")
 	jsonFile := fs.String("json", "", "also write the JSON report to this file")
+	floodN := fs.Int("flood", 0, "meanwhile keep this many hostile connections open, each announcing a packet of -flood-length bytes and sending none of it (reconnecting when the milter closes it)")
+	floodStage := fs.String("flood-stage", FloodOptneg, "optneg: the length is the first thing sent; header: after a valid OPTNEG, as the length of a header packet")
+	floodLen := fs.String("flood-length", "4MiB", "packet length the flooding connections announce")
 	dnsServe := fs.String("dns-serve", "", "run a DNS server for this zone file instead of a load")
 	dnsAddrFile := fs.String("dns-addr-file", "", "with -dns-serve: write the server's address (127.0.0.1:PORT) to this file")
+	peer := fs.String("peer", "", "run a reference milter instead of a load: noop (accepts everything: the protocol's ceiling) or naive (buffers and signs with go-msgauth, no checks)")
+	peerListen := fs.String("peer-listen", "127.0.0.1:0", "with -peer: HOST:PORT or unix:/path; the address is printed")
+	peerKey := fs.String("peer-key", "", "with -peer naive: the PEM private key to sign with (-domain, -selector)")
+	selector := fs.String("selector", "mail", "with -peer naive or -presign: the selector")
+	presign := fs.String("presign", "", "sign every message with this PEM private key (Ed25519 keeps the client cheap) as d=-domain s=-selector before sending it: inbound verification load")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -116,6 +133,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *dnsServe != "" {
 		return serveDNS(*dnsServe, *dnsAddrFile, stdout, stderr)
 	}
+	if *peer != "" {
+		return runPeer(*peer, *peerListen, *peerKey, *domain, *selector, stdout, stderr)
+	}
 	if *expect != ExpectSign && *expect != ExpectAccept {
 		fmt.Fprintf(stderr, "milterbench: -expect %q: want sign or accept\n", *expect)
 		return 2
@@ -123,6 +143,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hugeSize, err := parseSize(*sizeFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "milterbench: -size: %v\n", err)
+		return 2
+	}
+	floodLength, err := parseSize(*floodLen)
+	if err != nil || floodLength > 1<<32-1 || *floodStage != FloodOptneg && *floodStage != FloodHeader {
+		fmt.Fprintf(stderr, "milterbench: -flood-length %q / -flood-stage %q: want a size below 4GiB and optneg or header\n", *floodLen, *floodStage)
 		return 2
 	}
 	c, err := NewCorpus(*corpus, *seed, hugeSize, *domain, *rcpt)
@@ -141,10 +166,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Socket: *socket, Concurrency: *conc, PerConn: *perConn, Duration: *duration, Count: *count,
 		Corpus: c, ClientIP: *clientIP, ClientName: *clientName, HELO: *helo, Auth: *auth, Rcpt: *rcpt,
 		Expect: *expect, VerifyEvery: *verifyEvery, PIDs: pids, ResetHWM: *resetHWM,
-		Timeout: *timeout, Label: *label,
+		Timeout: *timeout, Label: *label, Flood: *floodN, FloodStage: *floodStage, FloodLength: floodLength,
 	}
 	if cfg.Label == "" {
 		cfg.Label = cfg.Socket
+	}
+	if *presign != "" {
+		k, err := loadSigningKey(*presign)
+		if err != nil {
+			fmt.Fprintf(stderr, "milterbench: -presign: %v\n", err)
+			return 2
+		}
+		cfg.Presign = NewPresigner(k, *domain, *selector)
 	}
 	if len(keys) > 0 {
 		cfg.Verifier = &Verifier{Keys: keys}
@@ -175,6 +208,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, MarkdownHeader())
 		}
 		fmt.Fprintln(stdout, rep.MarkdownRow())
+	}
+	if f := rep.Flood; f != nil {
+		fmt.Fprintf(stderr, "milterbench: flood: %d connections at once (%s, length %d): %d opened, %d closed by the milter, %d could not connect\n",
+			f.Conns, f.Stage, f.Length, f.Opened, f.Closed, f.DialError)
 	}
 	for _, e := range rep.FirstErrors {
 		fmt.Fprintf(stderr, "milterbench: error: %s\n", e)

@@ -443,3 +443,37 @@ func equal(a, b []int64) bool {
 	}
 	return true
 }
+
+// TestFloodAgainstVouch: with hostile connections announcing 4 MiB
+// packets (before and after negotiation), vouch closes them and ordinary
+// mail is signed meanwhile.
+func TestFloodAgainstVouch(t *testing.T) {
+	dir := t.TempDir()
+	priv, txt := vouchKey(t, dir, "example.com", "rsa1", "rsa")
+	key, err := LoadPubKey(txt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := startVouch(t, "tcp", []signer.InlineKey{{Domain: "example.com", Selector: "rsa1", PrivateKey: priv}})
+	for _, stage := range []string{FloodOptneg, FloodHeader} {
+		t.Run(stage, func(t *testing.T) {
+			c, err := NewCorpus(CorpusSmall, 7, 0, "example.com", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Run(context.Background(), Config{
+				Socket: sock, Concurrency: 2, Count: 50, Corpus: c, ClientIP: "127.0.0.1", Expect: ExpectSign,
+				VerifyEvery: 10, Verifier: &Verifier{Keys: []*PubKey{key}}, Label: stage,
+				Flood: 20, FloodStage: stage, FloodLength: 4 << 20,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReport(t, rep, 50)
+			f := rep.Flood
+			if f == nil || f.Opened < 20 || f.Closed < f.Opened-20 || f.Closed == 0 || f.DialError != 0 {
+				t.Fatalf("flood: %+v, want every connection but the last 20 closed by the milter", f)
+			}
+		})
+	}
+}

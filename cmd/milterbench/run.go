@@ -46,6 +46,10 @@ type Config struct {
 	RSSEvery    time.Duration
 	Timeout     time.Duration // per milter read/write
 	Label       string
+	Flood       int        // hostile connections kept open meanwhile (see flood); 0: none
+	FloodStage  string     // FloodOptneg or FloodHeader
+	FloodLength int64      // the packet length each announces
+	Presign     *Presigner // nil: messages are sent unsigned
 }
 
 // Latency percentiles in milliseconds.
@@ -83,6 +87,7 @@ type Report struct {
 	VerifyErrors  []string         `json:"verify_errors,omitempty"`
 	Signatures    int              `json:"signatures_verified"`
 	Proc          *ProcStats       `json:"proc,omitempty"`
+	Flood         *FloodStats      `json:"flood,omitempty"`
 	GoMaxProcs    int              `json:"-"`
 	latencies     []time.Duration
 	verifyPending []sample
@@ -205,6 +210,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	stopFlood := make(chan struct{})
+	floodDone := func() *FloodStats { return nil }
+	if cfg.Flood > 0 {
+		floodDone = flood(network, address, &cfg, stopFlood)
+	}
+
 	var next atomic.Int64
 	start := time.Now()
 	deadline := time.Time{}
@@ -234,11 +245,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 	wall := time.Since(start)
+	close(stopFlood)
+	floodStats := floodDone()
 
 	rep := &Report{
 		Label: cfg.Label, Socket: cfg.Socket, Corpus: cfg.Corpus.Kind, Seed: cfg.Corpus.Seed,
 		Concurrency: cfg.Concurrency, PerConn: cfg.PerConn, Expect: cfg.Expect,
-		ErrorKinds: map[string]int64{}, Seconds: wall.Seconds(),
+		ErrorKinds: map[string]int64{}, Seconds: wall.Seconds(), Flood: floodStats,
 	}
 	for _, w := range workers {
 		rep.latencies = append(rep.latencies, w.lat...)
@@ -295,6 +308,16 @@ func (w *worker) loop(client *gomilter.Client, cfg *Config, more func() (uint64,
 		for n := 0; ; n++ {
 			spec := cfg.Corpus.Spec(idx)
 			msg := spec.Message(cfg.ClientIP, cfg.ClientName, cfg.HELO, cfg.Auth, cfg.Corpus.Rcpt)
+			if cfg.Presign != nil {
+				// Before t0: the signing is the remote sender's work, not
+				// the milter's.
+				h, err := cfg.Presign.Sign(msg.Headers, spec.Body())
+				if err != nil {
+					w.fail("presign", err.Error())
+					break
+				}
+				msg.Headers = h
+			}
 			t0 := time.Now()
 			stage := "eom"
 			var res *mtaclient.Result

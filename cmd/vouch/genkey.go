@@ -48,7 +48,7 @@ func runGenkey(args []string) int {
 	txtPath := filepath.Join(*dir, *selector+".txt")
 	if !*force {
 		for _, p := range []string{keyPath, txtPath} {
-			if _, err := os.Stat(p); err == nil {
+			if _, err := os.Lstat(p); err == nil {
 				return fail("genkey", fmt.Errorf("%s exists; not overwriting a key (use -f)", p), 1)
 			}
 		}
@@ -77,18 +77,23 @@ func runGenkey(args []string) int {
 	return 0
 }
 
-// writeFile writes a file with mode 0600 whatever the umask.
+// writeFile writes a file with mode 0600 whatever the umask, through a
+// new temporary file in the same directory: os.CreateTemp picks a random
+// name and opens it O_CREATE|O_EXCL, which never follows a symlink
+// someone planted, and the rename replaces a link at path instead of
+// writing through it.
 func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
 	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp, 0o600)); err != nil {
-		os.Remove(tmp)
-		return err
+	err = errors.Join(werr, f.Chmod(0o600), f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
 	}
-	return os.Rename(tmp, path)
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }

@@ -68,18 +68,28 @@ func main() {
 	os.Exit(cmd.run(os.Args[2:]))
 }
 
+// commit is set at build time with -ldflags "-X main.commit=..." where the
+// toolchain cannot stamp it (packaging/build-deb.sh, builds with
+// -buildvcs=false).
+var commit = ""
+
 func runVersion(args []string) int {
-	commit := "unknown"
+	rev, modified, goVersion := commit, "", "unknown Go"
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				commit = s.Value
+			switch {
+			case s.Key == "vcs.revision" && rev == "":
+				rev = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true":
+				modified = "+changes"
 			}
 		}
-		fmt.Printf("vouch %s (commit %s, %s)\n", version, commit, bi.GoVersion)
-		return 0
 	}
-	fmt.Printf("vouch %s\n", version)
+	if rev == "" {
+		rev = "unknown"
+	}
+	fmt.Printf("vouch %s (commit %s%s, %s, crypto: %s)\n", version, rev, modified, goVersion, cryptoBackend())
 	return 0
 }
 

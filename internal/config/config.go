@@ -53,6 +53,7 @@ type Config struct {
 type Limits struct {
 	MaxSessions     int           `toml:"max_sessions"`
 	MaxHeaderBytes  int           `toml:"max_header_bytes"`
+	MaxPacketMemory int64         `toml:"max_packet_memory"`
 	ReadTimeout     time.Duration `toml:"read_timeout"`
 	WriteTimeout    time.Duration `toml:"write_timeout"`
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`

@@ -76,6 +76,7 @@ func TestBadConfigs(t *testing.T) {
 		{"wrong type", "[dns]\ntimeout = true\n", []string{"vouch.toml", "dns.timeout"}},
 		{"duration without unit", "[dns]\ntimeout = 5\n", []string{"dns.timeout: 5ns is too short"}},
 		{"budget too long", "[screen]\nbudget = \"45s\"\n", []string{"screen.budget: 45s is not below"}},
+		{"packet memory below the largest packet", "[limits]\nmax_packet_memory = 65536\n", []string{"limits: max_packet_memory must be 0 (no limit) or at least 1048576"}},
 		{"plain http sync", "[whitelist.sync]\nmail_url = \"http://example.com/x.dat\"\n", []string{"whitelist.sync.mail_url"}},
 		{"bad time of day", "[whitelist.sync]\nat = \"25:00\"\n", []string{`whitelist.sync.at: "25:00"`}},
 		{"several problems at once", "log_level = \"loud\"\nlog_format = \"xml\"\n[dns]\nattempts = 0\n", []string{"log_level", "log_format", "dns.attempts"}},

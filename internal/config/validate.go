@@ -33,6 +33,9 @@ func (c *Config) Validate() error {
 	if l.MaxSessions < 0 || l.MaxHeaderBytes < 0 {
 		add("limits: max_sessions and max_header_bytes must not be negative")
 	}
+	if l.MaxPacketMemory != 0 && l.MaxPacketMemory < 1<<20 {
+		add("limits: max_packet_memory must be 0 (no limit) or at least 1048576 (the largest milter packet vouch accepts)")
+	}
 	if l.ReadTimeout < time.Second || l.WriteTimeout < time.Second || l.ShutdownTimeout < 0 {
 		add("limits: read_timeout and write_timeout must be at least 1s (write a unit, e.g. \"30s\")")
 	}

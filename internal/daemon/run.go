@@ -101,10 +101,12 @@ func Serve(opts Options) error {
 	defer accounts.close()
 	rt.Env.Accounts = accounts.current()
 	srv := milter.NewServer(rt.Env, milter.Limits{
-		MaxSessions: cfg.Limits.MaxSessions, ReadTimeout: cfg.Limits.ReadTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
+		MaxSessions: cfg.Limits.MaxSessions, PacketMemory: cfg.Limits.MaxPacketMemory,
+		ReadTimeout: cfg.Limits.ReadTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
 	})
 	rt.start()
 	logStart(log, rt, addr)
+	raiseFileLimit(log, cfg.Limits.MaxSessions)
 	if err := notify("READY=1\nSTATUS=listening on " + addr.String()); err != nil {
 		log.Warn("sd_notify", "err", err)
 	}
@@ -175,6 +177,35 @@ func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *
 	m.Reload(false)
 	log.Error("reload failed; the previous configuration stays in force", "err", err.Error())
 	return old
+}
+
+// raiseFileLimit makes sure the soft limit on open files is the hard
+// limit (Go's runtime raises it to the hard limit minus one at start
+// since Go 1.19; if that did not happen, vouch does it), logs it, and
+// warns when the connections max_sessions allows would not fit: every
+// milter connection is a descriptor, and beyond the limit accept fails
+// with EMFILE (vouch retries, but the MTA waits).
+func raiseFileLimit(log *slog.Logger, maxSessions int) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("open files limit", "err", err.Error())
+		return
+	}
+	if lim.Cur+1 < lim.Max {
+		soft := lim.Cur
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			log.Warn("open files limit: cannot raise the soft limit to the hard limit", "soft", soft, "hard", lim.Max, "err", err.Error())
+			lim.Cur = soft
+		}
+	}
+	// Twice max_sessions (connections beyond max_sessions are still
+	// answered) plus some for DNS, Redis, LDAP, keys and logs.
+	if need := 2*uint64(maxSessions) + 64; lim.Cur < need {
+		log.Warn("open files limit below what max_sessions needs: raise LimitNOFILE (systemd) or ulimit -Hn", "limit", lim.Cur, "want", need, "max_sessions", maxSessions)
+		return
+	}
+	log.Info("open files limit", "limit", lim.Cur)
 }
 
 // socketPermissions applies socket_mode and socket_group to a unix socket.

@@ -35,6 +35,7 @@ type Server struct {
 	mu      sync.Mutex
 	rrs     map[string][]mdns.RR // by lower-case owner name
 	faults  map[string]Fault
+	tfaults map[typedName]Fault // faults for one query type only
 	delays  map[string]time.Duration
 	queries atomic.Int64
 	udp     *mdns.Server
@@ -60,7 +61,7 @@ func New(t testing.TB, records ...string) *Server {
 
 // Start starts a server outside of a test (e.g. in a benchmark helper).
 func Start() (*Server, error) {
-	s := &Server{rrs: map[string][]mdns.RR{}, faults: map[string]Fault{}, delays: map[string]time.Duration{}}
+	s := &Server{rrs: map[string][]mdns.RR{}, faults: map[string]Fault{}, tfaults: map[typedName]Fault{}, delays: map[string]time.Duration{}}
 	var lastErr error
 	for range 20 {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -132,6 +133,21 @@ func (s *Server) SetFault(name string, f Fault) {
 	s.faults[strings.ToLower(mdns.Fqdn(name))] = f
 }
 
+// typedName is a name and a query type.
+type typedName struct {
+	name  string
+	qtype uint16
+}
+
+// SetTypeFault makes queries of one type (mdns.TypeMX, ...) for name fail
+// the given way while the name's other types answer normally, as when only
+// one lookup of several times out.
+func (s *Server) SetTypeFault(name string, qtype uint16, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tfaults[typedName{strings.ToLower(mdns.Fqdn(name)), qtype}] = f
+}
+
 // SetDelay delays every answer for name.
 func (s *Server) SetDelay(name string, d time.Duration) {
 	s.mu.Lock()
@@ -157,6 +173,9 @@ func (s *Server) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 
 	s.mu.Lock()
 	fault, delay := s.faults[name], s.delays[name]
+	if f, ok := s.tfaults[typedName{name, q.Qtype}]; ok {
+		fault = f
+	}
 	s.mu.Unlock()
 	if delay > 0 {
 		time.Sleep(delay)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -48,36 +49,87 @@ type AdminReply struct {
 const adminTimeout = 10 * time.Second
 
 // listenAdmin listens on a unix socket with mode 0600. A socket file left
-// by a daemon that died is removed; one that a running daemon answers on
-// is an error, and so is a path that is not a socket.
+// by a daemon that died is replaced; a path that is not a socket, a socket
+// of another user, a socket a running daemon answers on, and a directory
+// anyone can write to without the sticky bit are errors.
+//
+// The socket is bound in a private directory (0700) made next to path,
+// set to 0600 there and renamed into place, so there is no moment at which
+// it exists with the umask's looser mode where others can reach it. A
+// rename does not replace another user's file in a sticky directory such
+// as /tmp: someone who binds the path first makes vouch refuse to start,
+// with a message that says so, never talk to their socket.
 func listenAdmin(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
+	}
+	di, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if di.Mode().Perm()&0o002 != 0 && di.Mode()&fs.ModeSticky == 0 {
+		return nil, fmt.Errorf("%s: directory %s is writable by everyone and not sticky, so anyone could replace the socket: use a directory only vouch can write to, such as /run/vouch", path, dir)
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("%s exists and is not a socket", path)
 		}
+		if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
+			return nil, fmt.Errorf("%s is a socket of uid %d, not of vouch's uid %d: remove it or choose another admin_socket", path, uid, os.Geteuid())
+		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("%s is in use by a running process (another vouch?)", path)
 		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing stale socket: %w", err)
-		}
 	}
-	ln, err := net.Listen("unix", path)
+	private, err := os.MkdirTemp(dir, ".admin-")
 	if err != nil {
 		return nil, err
 	}
-	// The socket is created with the umask's mode; tighten it before
-	// anything is served (connections queued meanwhile are only accepted
-	// below, after the chmod).
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(private)
+	bound := filepath.Join(private, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: bound, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false) // the socket moves: adminListener removes it
+	if err := os.Chmod(bound, 0o600); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	return ln, nil
+	if adminBound != nil {
+		adminBound(bound)
+	}
+	if err := os.Rename(bound, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("moving the socket into place: %w", err)
+	}
+	return &adminListener{ln, path}, nil
+}
+
+// adminBound, when set by a test, runs between binding and renaming.
+var adminBound func(bound string)
+
+// fileOwner is the uid that owns a file.
+func fileOwner(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
+// adminListener removes the socket at its final path when closed.
+type adminListener struct {
+	*net.UnixListener
+	path string
+}
+
+func (l *adminListener) Close() error {
+	err := l.UnixListener.Close()
+	os.Remove(l.path)
+	return err
 }
 
 func (g *Guard) serveAdmin(ln net.Listener) {

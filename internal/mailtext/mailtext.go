@@ -1,14 +1,25 @@
 // Package mailtext holds the small text rules of mail that several parts
-// of vouch apply alike: line ends, author addresses, domain-name syntax,
-// and making client-supplied text safe for logs and replies.
+// of vouch apply alike: header fields as the MTA hands them over, line
+// ends, author addresses and their domains (one rule for signing and
+// DMARC), domain-name syntax, and making client-supplied text safe and
+// short for logs and replies. It imports no other vouch package.
 package mailtext
 
 import (
+	"fmt"
 	"io"
 	"mime"
 	"net/mail"
 	"strings"
 )
+
+// Header is one header field as the MTA handed it over: the name, and the
+// value after the colon, byte for byte (Postfix with SMFIP_HDR_LEADSPC:
+// leading space kept, continuation lines separated by a bare LF).
+type Header struct {
+	Name  string
+	Value string
+}
 
 // CRLF turns bare LF line ends into CRLF in a stream of chunks, also when
 // a CR ends one chunk and its LF starts the next. DKIM hashes the message
@@ -118,17 +129,25 @@ func ValidDomain(name string) bool {
 	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
 }
 
-// Printable reduces text that came from an SMTP client to printable ASCII
-// on one line, at most 200 bytes, for log lines, replies and headers.
+// Printable reduces text that came from an SMTP client or a message to
+// printable ASCII on one line, at most 200 bytes, for log lines, replies
+// and headers: every attacker-controlled value that is logged goes
+// through it, so that a 100 KB header line cannot become a 100 KB log
+// line. A longer text keeps its start and says how long it was.
 func Printable(s string) string {
 	const max = 200
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < max; i++ {
+	n, tail := len(s), ""
+	if n > max {
+		tail = fmt.Sprintf("...[%d bytes]", n)
+		n = max - len(tail)
+	}
+	b := make([]byte, n, n+len(tail))
+	for i := range n {
 		c := s[i]
 		if c < 0x20 || c > 0x7e {
 			c = '?'
 		}
-		b.WriteByte(c)
+		b[i] = c
 	}
-	return b.String()
+	return string(append(b, tail...))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -75,7 +76,10 @@ func TestPrintable(t *testing.T) {
 	if got := Printable("a\r\nb\x00é"); got != "a??b???" {
 		t.Fatalf("got %q", got)
 	}
-	if got := Printable(string(bytes.Repeat([]byte("x"), 500))); len(got) != 200 {
-		t.Fatalf("length %d", len(got))
+	if got := Printable(string(bytes.Repeat([]byte("x"), 500))); len(got) != 200 || !strings.HasSuffix(got, "x...[500 bytes]") {
+		t.Fatalf("length %d: %q", len(got), got)
+	}
+	if got := Printable(string(bytes.Repeat([]byte("y"), 200))); got != strings.Repeat("y", 200) {
+		t.Fatalf("200 bytes cut: %q", got)
 	}
 }

@@ -60,7 +60,12 @@ func FormatAuthResults(authservID string, iprev IPRev, r Results) string {
 		}
 		res = append(res, result("iprev", iprev.Result, "", "", "policy.iprev", ip))
 	}
-	id := pvalue(authservID)
+	// RFC 8601 §2.2: authserv-id is a value (token or quoted-string);
+	// the local@domain form pvalue allows is not one.
+	id := authservID
+	if !isToken(id) {
+		id = quote(id)
+	}
 	if len(res) == 0 {
 		return " " + id + "; none"
 	}
@@ -206,4 +211,67 @@ func quote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// ClaimsAuthServID reports whether an Authentication-Results value names
+// authservID as its authserv-id, in any spelling RFC 8601 §2.2 allows:
+// after CFWS (spaces, folding, nested comments), as a token or as a
+// quoted-string with quoted-pairs, in any case. A header a sender forged
+// with our id must be found however it is written.
+func ClaimsAuthServID(value, authservID string) bool {
+	id, ok := parseAuthServID(value)
+	return ok && strings.EqualFold(id, authservID)
+}
+
+// parseAuthServID reads "[CFWS] value" at the start of an
+// Authentication-Results value and returns the value unquoted.
+func parseAuthServID(v string) (string, bool) {
+	i := skipCFWS(v, 0)
+	if i >= len(v) {
+		return "", false
+	}
+	if v[i] != '"' {
+		start := i
+		for i < len(v) && isToken(v[i:i+1]) {
+			i++
+		}
+		return v[start:i], i > start
+	}
+	var b strings.Builder
+	for i++; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			if i++; i == len(v) {
+				return "", false
+			}
+			b.WriteByte(v[i])
+		case '"':
+			return b.String(), true
+		case '\r', '\n':
+			// folding inside a quoted-string: CRLF is not part of the value
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", false // unterminated
+}
+
+// skipCFWS skips white space, line breaks and comments (which nest and
+// may hold quoted-pairs, RFC 5322 §3.2.2) from i on.
+func skipCFWS(v string, i int) int {
+	depth := 0
+	for ; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && depth > 0:
+			i++
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth > 0, c == ' ', c == '\t', c == '\r', c == '\n':
+		default:
+			return i
+		}
+	}
+	return i
 }

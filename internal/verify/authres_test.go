@@ -101,14 +101,22 @@ type arResult struct {
 // is an error, which is what the quoting test is about.
 func parseAR(v string) (string, []arResult, error) {
 	p := &arParser{s: v}
-	p.cfws()
+	if err := p.cfws(); err != nil {
+		return "", nil, err
+	}
+	// authserv-id = value = token / quoted-string (no local@domain form).
 	id, err := p.value()
 	if err != nil {
 		return "", nil, fmt.Errorf("authserv-id: %v", err)
 	}
+	if !strings.HasPrefix(p.s[p.idStart:], `"`) && !isRFC2045Token(id) {
+		return "", nil, fmt.Errorf("authserv-id %q is neither a token nor a quoted-string", id)
+	}
 	var out []arResult
 	for {
-		p.cfws()
+		if err := p.cfws(); err != nil {
+			return id, out, err
+		}
 		if p.eof() {
 			return id, out, nil
 		}
@@ -130,7 +138,9 @@ func parseAR(v string) (string, []arResult, error) {
 		r.result = p.keyword()
 		r.props = map[string]string{}
 		for {
-			p.cfws()
+			if err := p.cfws(); err != nil {
+				return id, out, err
+			}
 			if p.eof() || p.peek() == ';' {
 				break
 			}
@@ -158,8 +168,9 @@ func parseAR(v string) (string, []arResult, error) {
 }
 
 type arParser struct {
-	s string
-	i int
+	s       string
+	i       int
+	idStart int // where the last value began
 }
 
 func (p *arParser) eof() bool  { return p.i >= len(p.s) }
@@ -172,32 +183,43 @@ func (p *arParser) consume(c byte) bool {
 	return false
 }
 
-func (p *arParser) cfws() {
+// cfws skips white space, folding and (nested) comments; an unterminated
+// comment is an error.
+func (p *arParser) cfws() error {
 	for !p.eof() {
 		switch c := p.peek(); {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			p.i++
 		case c == '(':
-			depth := 0
-			for ; !p.eof(); p.i++ {
-				if p.s[p.i] == '\\' {
-					p.i++
-					continue
+			for depth := 0; depth > 0 || p.i < len(p.s) && p.peek() == '('; p.i++ {
+				if p.i >= len(p.s) {
+					return fmt.Errorf("unterminated comment")
 				}
-				if p.s[p.i] == '(' {
+				switch p.s[p.i] {
+				case '\\':
+					p.i++
+				case '(':
 					depth++
-				} else if p.s[p.i] == ')' {
+				case ')':
 					depth--
-					if depth == 0 {
-						p.i++
-						break
-					}
 				}
 			}
 		default:
-			return
+			return nil
 		}
 	}
+	return nil
+}
+
+// isRFC2045Token is the test's own reading of RFC 2045 §5.1: 1*<any
+// US-ASCII CHAR except SPACE, CTLs, or tspecials>.
+func isRFC2045Token(s string) bool {
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (p *arParser) keyword() string {
@@ -210,6 +232,7 @@ func (p *arParser) keyword() string {
 
 // value reads a token, a local-part@domain or a quoted-string.
 func (p *arParser) value() (string, error) {
+	p.idStart = p.i
 	if p.consume('"') {
 		var b strings.Builder
 		for !p.eof() {
@@ -237,7 +260,7 @@ func (p *arParser) value() (string, error) {
 		p.i++
 	}
 	v := p.s[start:p.i]
-	if !isToken(v) && !isPlainAddress(v) {
+	if !isRFC2045Token(v) && !isPlainAddress(v) {
 		return "", fmt.Errorf("%q must be quoted", v)
 	}
 	return v, nil
@@ -311,4 +334,119 @@ func TestAuthResultsParseBack(t *testing.T) {
 	if err != nil || len(results) != 1 || unq(results[0].(*authres.IPRevResult).IP) != "2001:db8::25" {
 		t.Errorf("IPv6: %+v %v", results, err)
 	}
+}
+
+// FuzzFormatAuthResults: whatever the values (a forger controls the From
+// domain, the MAIL FROM, the selector, b=...), the formatted header parses
+// with the strict RFC 8601 reader above, names the authserv-id it was
+// given, parses back to the same method=result pairs and property values,
+// and is recognised as ours by ClaimsAuthServID (so a later hop of ours
+// removes it).
+func FuzzFormatAuthResults(f *testing.F) {
+	f.Add("mx.example.org", "example.com", "sel", "AbCd/12+=", "body hash did not verify", "bounce@example.com", "mail.example.net", "example.com", "no aligned pass", []byte{1, 2, 3, 4, 5, 6, 7, 192, 0, 2, 1})
+	f.Add("mx.example.org/1", `"john doe"@example.com`, "s;1", "x", `a "quoted"; (reason)`, "we;ird@example.com", "", "", "", []byte{0, 9, 0, 3, 2, 1, 0})
+	f.Add("a@b", "ünï.example", "sel\r\n", "b\x00", "\xff", "@example.com", "[192.0.2.1]", "x\"y", "r", []byte{7, 7, 7, 7, 7, 7, 7, 32, 1, 13, 184, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+	f.Add("", "", "", "", "", "", "", "", "", []byte{})
+	statuses := []Status{"", None, Pass, Fail, SoftFail, Neutral, Policy, TempError, PermError}
+	disps := []Disposition{"", DispNone, DispQuarantine, DispReject}
+	f.Fuzz(func(t *testing.T, id, domain, selector, b, reason, sender, helo, fromDomain, dmarcReason string, pick []byte) {
+		at := func(i int) byte {
+			if i < len(pick) {
+				return pick[i]
+			}
+			return 0
+		}
+		st := func(i int) Status { return statuses[int(at(i))%len(statuses)] }
+		r := Results{SPF: SPFResult{Status: st(2), Identity: "mailfrom", Sender: sender, HELO: helo, Reason: reason},
+			DMARC: DMARCResult{Status: st(3), FromDomain: fromDomain, Reason: dmarcReason,
+				Policy: disps[int(at(4))%len(disps)], Disposition: disps[int(at(5))%len(disps)]}}
+		if at(6)%2 == 1 {
+			r.SPF.Identity = "helo"
+		}
+		for i := range int(at(0) % 3) {
+			r.DKIM = append(r.DKIM, DKIMResult{Status: statuses[1+int(at(1+i))%(len(statuses)-1)], Reason: reason, Domain: domain, Selector: selector, Algorithm: "rsa-sha256", B: b})
+		}
+		var iprev IPRev
+		if len(pick) > 7 {
+			iprev.Result = st(7)
+			if a, ok := netip.AddrFromSlice(pick[8:min(len(pick), 24)]); ok {
+				iprev.IP = a
+			}
+		}
+		v := FormatAuthResults(id, iprev, r)
+		gotID, got, err := parseAR(v)
+		if err != nil {
+			t.Fatalf("strict parse: %v in\n%s", err, v)
+		}
+		if gotID != sevenBit(id) {
+			t.Fatalf("authserv-id %q, want %q, in\n%s", gotID, sevenBit(id), v)
+		}
+		if !ClaimsAuthServID(v, sevenBit(id)) {
+			t.Fatalf("ClaimsAuthServID does not recognise our own header\n%s", v)
+		}
+
+		// What must come back, built from the inputs.
+		var want []arResult
+		prop := func(m map[string]string, k, v string) {
+			if v != "" {
+				m[k] = sevenBit(v)
+			}
+		}
+		if len(r.DKIM) == 0 && (r.SPF.Status != "" || r.DMARC.Status != "") {
+			want = append(want, arResult{method: "dkim", result: "none", props: map[string]string{}})
+		}
+		for _, d := range r.DKIM {
+			p := map[string]string{}
+			prop(p, "header.d", d.Domain)
+			prop(p, "header.s", d.Selector)
+			prop(p, "header.a", d.Algorithm)
+			prop(p, "header.b", d.B)
+			want = append(want, arResult{method: "dkim", result: string(d.Status), props: p})
+		}
+		if r.SPF.Status != "" {
+			p := map[string]string{}
+			if r.SPF.Identity == "helo" {
+				prop(p, "smtp.helo", helo)
+			} else {
+				prop(p, "smtp.mailfrom", sender)
+			}
+			want = append(want, arResult{method: "spf", result: string(r.SPF.Status), props: p})
+		}
+		if r.DMARC.Status != "" {
+			p := map[string]string{}
+			prop(p, "header.from", fromDomain)
+			want = append(want, arResult{method: "dmarc", result: string(r.DMARC.Status), props: p})
+		}
+		if iprev.Result != "" {
+			p := map[string]string{}
+			if iprev.IP.IsValid() {
+				p["policy.iprev"] = iprev.IP.Unmap().String()
+			}
+			want = append(want, arResult{method: "iprev", result: string(iprev.Result), props: p})
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d results, want %d, in\n%s", len(got), len(want), v)
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.method != w.method || g.result != w.result || fmt.Sprint(g.props) != fmt.Sprint(w.props) {
+				t.Fatalf("result %d: %s=%s %v, want %s=%s %v, in\n%s", i, g.method, g.result, g.props, w.method, w.result, w.props, v)
+			}
+			if strings.ContainsAny(g.reason, ";()\"\\") || len(g.reason) > 100 {
+				t.Fatalf("result %d: reason %q is not sanitized", i, g.reason)
+			}
+		}
+	})
+}
+
+// sevenBit is what a value becomes in the 7-bit header: control
+// characters and 8-bit bytes are "?".
+func sevenBit(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"unicode"
 
 	"github.com/emersion/go-msgauth/dkim"
 
 	"vouch/internal/mailtext"
-	"vouch/signer"
 )
 
 // DefaultMaxSignatures is how many DKIM signatures of one message are
@@ -88,7 +86,7 @@ func NewDKIM(lookup func(string) ([]string, error), maxSigs int) *DKIMStream {
 // as the MTA gave them (value after the colon byte for byte, folded with
 // bare LF). Without a DKIM-Signature there is nothing to verify and the
 // body is ignored. Call it once.
-func (d *DKIMStream) WriteHeaders(headers []signer.Header) {
+func (d *DKIMStream) WriteHeaders(headers []mailtext.Header) {
 	if d.started || d.closed {
 		return
 	}
@@ -252,13 +250,16 @@ func parseSignatureTags(v string) DKIMResult {
 	return r
 }
 
+// stripSpace removes folding white space (RFC 6376 §2.8: SP, HTAB, CR,
+// LF), byte by byte: a value with bad UTF-8 stays as it is.
 func stripSpace(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) {
-			return -1
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			b.WriteByte(c)
 		}
-		return r
-	}, s)
+	}
+	return b.String()
 }
 
 // writeHeaderValue writes a header value with every bare LF turned into

@@ -10,12 +10,10 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"vouch/internal/mailtext"
 	"vouch/internal/resolver"
-	"vouch/signer"
 )
 
 // Disposition is a DMARC policy (p=, sp=) and what it asks of a failing
@@ -94,9 +92,9 @@ func ParseDMARC(txt string) (*DMARCRecord, error) {
 	if !pOK || hasSP && !spOK {
 		if !slices.ContainsFunc(rec.RUA, validReportURI) {
 			if !pOK {
-				return nil, fmt.Errorf("no valid p= tag (%q)", tags["p"])
+				return nil, fmt.Errorf("no valid p= tag (%q)", mailtext.Printable(tags["p"]))
 			}
-			return nil, fmt.Errorf("invalid sp= tag (%q)", tags["sp"])
+			return nil, fmt.Errorf("invalid sp= tag (%q)", mailtext.Printable(tags["sp"]))
 		}
 		rec.Warnings = append(rec.Warnings, "no valid p= or sp= tag: read as p=none because rua= is valid (RFC 7489 §6.6.3)")
 		rec.Policy, rec.SubdomainPolicy = DispNone, ""
@@ -233,56 +231,6 @@ func Aligned(a, b string, strict bool) bool {
 	return a == b || OrgDomain(a) == OrgDomain(b)
 }
 
-// FromDomains returns the distinct domains of the RFC5322.From addresses
-// (RFC 7489 §6.6.1), in order, lower case, IDNs in A-label form. An error
-// means there is no usable author domain: no From field, an address
-// without a domain, or a domain that is not a valid name.
-func FromDomains(headers []signer.Header) ([]string, error) {
-	var domains []string
-	fields := 0
-	for _, h := range headers {
-		if !strings.EqualFold(strings.TrimSpace(h.Name), "From") {
-			continue
-		}
-		fields++
-		addrs, err := parseAddressList(h.Value)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range addrs {
-			d := domainOf(a)
-			if d == "" {
-				return nil, fmt.Errorf("From address %q has no domain", a)
-			}
-			if ascii, err := idna.Lookup.ToASCII(d); err == nil {
-				d = ascii
-			}
-			if !mailtext.ValidDomain(d) {
-				return nil, fmt.Errorf("From domain %q is not a valid domain name", d)
-			}
-			if !slices.Contains(domains, d) {
-				domains = append(domains, d)
-			}
-		}
-	}
-	if fields == 0 {
-		return nil, errors.New("no From header")
-	}
-	if len(domains) == 0 {
-		return nil, errors.New("no address in From")
-	}
-	return domains, nil
-}
-
-// parseAddressList reads a From value (mailtext.ParseAddressList).
-func parseAddressList(v string) ([]string, error) {
-	list, err := mailtext.ParseAddressList(v)
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse From %q: %v", mailtext.Printable(v), err)
-	}
-	return list, nil
-}
-
 // DMARCResult is the DMARC outcome for a message.
 type DMARCResult struct {
 	Status     Status // pass, fail, none, temperror, permerror; "" if not checked
@@ -311,24 +259,58 @@ type DMARCOptions struct {
 	Rand func(n int) int
 }
 
+// MaxFromDomains is how many distinct From domains CheckDMARC evaluates.
+// Each costs up to two TXT lookups, and one 100 KB From field can name
+// thousands of domains.
+const MaxFromDomains = 5
+
 // CheckDMARC evaluates DMARC for a message from its header fields and
 // the DKIM and SPF results.
 //
-// RFC 7489 §6.6.1 on author domains: no From field, an address without a
-// domain or an unparsable From is permerror (no header.from, nothing to
-// enforce). Several From domains (several From fields, or one with
+// RFC 7489 §6.6.1 on author domains (mailtext.Authors reads them): no
+// From field, or no address in it, is permerror (no header.from, nothing
+// to enforce). Several From domains (several From fields, or one with
 // several addresses) are each evaluated, and the result reported is the
 // worst one: a failure with the strictest disposition first, then
 // temperror, permerror, none, pass. That is the RFC's "apply the most
 // strict policy selected among the checks that fail", and it keeps a
-// second From address from being a way around a p=reject.
-func CheckDMARC(ctx context.Context, res TXTResolver, headers []signer.Header, dkim []DKIMResult, spf SPFResult, opts *DMARCOptions) DMARCResult {
-	domains, err := FromDomains(headers)
-	if err != nil {
-		return DMARCResult{Status: PermError, Reason: err.Error()}
+// second From address from being a way around a p=reject. For the same
+// reason an address whose domain is invalid counts as permerror beside
+// the others rather than instead of them.
+//
+// More than MaxFromDomains distinct domains are not evaluated at all: the
+// result is fail with disposition reject. The domains not looked up may
+// publish p=reject, so anything milder would let a forger hide a
+// p=reject domain behind five others; §6.6.1 lets a receiver reject
+// messages with several authors, and real ones name one or two.
+func CheckDMARC(ctx context.Context, res TXTResolver, headers []mailtext.Header, dkim []DKIMResult, spf SPFResult, opts *DMARCOptions) DMARCResult {
+	authors, fields := mailtext.Authors(headers)
+	var domains []string
+	var invalid error // the first address without a usable domain
+	for _, a := range authors {
+		switch {
+		case a.Err != nil:
+			if invalid == nil {
+				invalid = a.Err
+			}
+		case !slices.Contains(domains, a.Domain):
+			domains = append(domains, a.Domain)
+		}
+	}
+	switch {
+	case fields == 0:
+		return DMARCResult{Status: PermError, Reason: mailtext.ErrNoAuthor.Error()}
+	case len(authors) == 0:
+		return DMARCResult{Status: PermError, Reason: "no address in From"}
+	case len(domains) > MaxFromDomains:
+		return DMARCResult{Status: Fail, FromDomain: domains[0], Disposition: DispReject,
+			Reason: fmt.Sprintf("%d From domains, more than %d: not evaluated, read as failing with p=reject (RFC 7489 §6.6.1)", len(domains), MaxFromDomains)}
 	}
 	var worst DMARCResult
-	for i, d := range domains {
+	if invalid != nil {
+		worst = DMARCResult{Status: PermError, Reason: invalid.Error()}
+	}
+	for _, d := range domains {
 		rec, at, err := LookupDMARC(ctx, res, d)
 		var r DMARCResult
 		switch {
@@ -339,7 +321,7 @@ func CheckDMARC(ctx context.Context, res TXTResolver, headers []signer.Header, d
 		default:
 			r = EvaluateDMARC(d, rec, at, dkim, spf, opts)
 		}
-		if i == 0 || dmarcRank(r) > dmarcRank(worst) {
+		if worst.Status == "" || dmarcRank(r) > dmarcRank(worst) {
 			worst = r
 		}
 	}

@@ -2,13 +2,14 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"vouch/internal/dnstest"
+	"vouch/internal/mailtext"
 	"vouch/internal/resolver"
-	"vouch/signer"
 )
 
 func TestOrgDomain(t *testing.T) {
@@ -269,49 +270,13 @@ func TestEvaluateDMARC(t *testing.T) {
 	}
 }
 
-func hdrs(lines ...string) []signer.Header {
-	var hs []signer.Header
+func hdrs(lines ...string) []mailtext.Header {
+	var hs []mailtext.Header
 	for _, l := range lines {
 		n, v, _ := strings.Cut(l, ":")
-		hs = append(hs, signer.Header{Name: n, Value: v})
+		hs = append(hs, mailtext.Header{Name: n, Value: v})
 	}
 	return hs
-}
-
-func TestFromDomains(t *testing.T) {
-	cases := []struct {
-		headers []signer.Header
-		want    []string
-		err     string
-	}{
-		{hdrs("From: Alice <alice@Example.COM>"), []string{"example.com"}, ""},
-		{hdrs("From: alice@example.com"), []string{"example.com"}, ""},
-		{hdrs("from:  \"Smith, A\" <a@example.com>"), []string{"example.com"}, ""},
-		{hdrs("From: =?utf-8?q?J=C3=BCrgen?= <j@example.com>"), []string{"example.com"}, ""},
-		{hdrs("From: a@example.com, b@example.com"), []string{"example.com"}, ""},
-		{hdrs("From: a@example.com, b@example.net"), []string{"example.com", "example.net"}, ""},
-		{hdrs("From: a@example.com", "Subject: x", "From: b@example.org"), []string{"example.com", "example.org"}, ""},
-		{hdrs("From: Broken \"quote <a@example.com>"), []string{"example.com"}, ""},
-		{hdrs("From: a@bücher.example"), []string{"xn--bcher-kva.example"}, ""},
-		{hdrs("From: friends: a@example.com, b@example.org;"), []string{"example.com", "example.org"}, ""},
-		{hdrs("Subject: no from"), nil, "no From header"},
-		{hdrs("From: undisclosed-recipients:;"), nil, "no address in From"},
-		{hdrs("From: not an address"), nil, "cannot parse From"},
-		{hdrs("From: a@[192.0.2.1]"), nil, "not a valid domain"},
-		{hdrs("From: a@localhost"), nil, "not a valid domain"},
-	}
-	for _, tc := range cases {
-		got, err := FromDomains(tc.headers)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%v: %v %v, want error %q", tc.headers, got, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("%v: %v %v, want %v", tc.headers, got, err, tc.want)
-		}
-	}
 }
 
 // TestCheckDMARC runs discovery and evaluation together, over a real DNS
@@ -330,7 +295,7 @@ func TestCheckDMARC(t *testing.T) {
 
 	cases := []struct {
 		name   string
-		from   []signer.Header
+		from   []mailtext.Header
 		dkim   []DKIMResult
 		spf    SPFResult
 		status Status
@@ -351,6 +316,14 @@ func TestCheckDMARC(t *testing.T) {
 		{"strictest failing policy wins", hdrs("From: b@example.org, a@example.com"), nil, SPFResult{}, Fail, "example.com", DispReject},
 		{"one without a record", hdrs("From: a@example.com, b@example.net"), dk, SPFResult{}, None, "example.net", ""},
 		{"both pass", hdrs("From: a@example.com, b@mail.example.com"), dk, SPFResult{}, Pass, "example.com", DispNone},
+		// An invalid domain beside others is permerror beside them, not
+		// instead of them: it cannot hide a p=reject.
+		{"invalid domain beside a failing one", hdrs("From: x@localhost, a@example.com"), nil, SPFResult{}, Fail, "example.com", DispReject},
+		{"invalid domain beside a passing one", hdrs("From: a@example.com", "From: <x@../planted/x>"), dk, SPFResult{}, PermError, "", ""},
+		{"only an invalid domain", hdrs("From: <a@../../../../somewhere/x>"), dk, SPFResult{}, PermError, "", ""},
+		{"no address", hdrs("From: undisclosed-recipients:;"), dk, SPFResult{}, PermError, "", ""},
+		{"five domains are evaluated", hdrs("From: a@example.com, b@a.example, c@b.example, d@c.example, e@d.example"), dk, SPFResult{}, None, "a.example", ""},
+		{"six domains are a failure with p=reject", hdrs("From: a@example.com, b@a.example, c@b.example, d@c.example, e@d.example, f@e.example"), dk, SPFResult{}, Fail, "example.com", DispReject},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,4 +336,98 @@ func TestCheckDMARC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheckDMARCBoundsLookups: one 79 KB From field naming thousands of
+// domains caused 5,000 TXT lookups (issue 12). Only MaxFromDomains
+// domains are ever looked up, two lookups each at most; more is a
+// failure without a lookup.
+func TestCheckDMARCBoundsLookups(t *testing.T) {
+	srv, res := newZone(t, txtRecord("_dmarc.example.com", "v=DMARC1; p=reject"))
+	ctx := context.Background()
+	from := func(n int) []mailtext.Header {
+		addrs := make([]string, n)
+		for i := range addrs {
+			addrs[i] = fmt.Sprintf("u@d%d.example.net", i)
+		}
+		return hdrs("From: " + strings.Join(addrs, ", "))
+	}
+	huge := from(4200)
+	if n := len(huge[0].Value); n < 79_000 {
+		t.Fatalf("From is %d bytes", n)
+	}
+	for _, tc := range []struct {
+		name       string
+		headers    []mailtext.Header
+		maxQueries int
+		status     Status
+	}{
+		{"79 KB From", huge, 0, Fail},
+		{"six domains", from(MaxFromDomains + 1), 0, Fail},
+		{"five domains", from(MaxFromDomains), 2 * MaxFromDomains, None},
+	} {
+		before := srv.Queries()
+		got := CheckDMARC(ctx, res, tc.headers, nil, SPFResult{}, nil)
+		q := srv.Queries() - before
+		t.Logf("%s: %d DNS queries, %s", tc.name, q, got.Status)
+		if q > tc.maxQueries {
+			t.Errorf("%s: %d DNS queries, want at most %d", tc.name, q, tc.maxQueries)
+		}
+		if got.Status != tc.status || got.Status == Fail && got.Disposition != DispReject {
+			t.Errorf("%s: %+v, want %s", tc.name, got, tc.status)
+		}
+		if len(got.Reason) > 300 {
+			t.Errorf("%s: reason of %d bytes", tc.name, len(got.Reason))
+		}
+	}
+}
+
+// formatDMARC writes a parsed record back as a DMARC record.
+func formatDMARC(r *DMARCRecord) string {
+	s := fmt.Sprintf("v=DMARC1; p=%s; adkim=%s; aspf=%s; pct=%d", r.Policy, r.ADKIM, r.ASPF, r.Pct)
+	if r.SubdomainPolicy != "" {
+		s += "; sp=" + string(r.SubdomainPolicy)
+	}
+	if len(r.RUA) > 0 {
+		s += "; rua=" + strings.Join(r.RUA, ",")
+	}
+	if len(r.RUF) > 0 {
+		s += "; ruf=" + strings.Join(r.RUF, ",")
+	}
+	return s
+}
+
+// FuzzParseDMARC: a record that parses has a policy among none,
+// quarantine and reject, sp= empty or one of them, adkim and aspf r or s,
+// pct in 0..100, and written back it parses to the same record without
+// warnings. The record comes from the sender's DNS.
+func FuzzParseDMARC(f *testing.F) {
+	for _, s := range []string{
+		"v=DMARC1; p=reject", "v=DMARC1;p=quarantine;sp=none;adkim=s;aspf=s;pct=20;rua=mailto:a@example.com,mailto:b@example.com!10m;ruf=mailto:f@example.com",
+		" v = DMARC1 ; P = Reject ; ", "v=DMARC1; p=none; pct=150; adkim=x; fo=1", "v=DMARC1; rua=mailto:r@example.com",
+		"v=DMARC1; p=reject; sp=bogus; rua=mailto:r@example.com", "v=DMARC1; p=reject; p=none", "v=DMARC1; p=none; pct=-0; rua= , ,x=y",
+		"v=spf1 -all", "v=DMARC1; p=reject; pct=+5",
+	} {
+		f.Add(s)
+	}
+	valid := func(d Disposition) bool { return d == DispNone || d == DispQuarantine || d == DispReject }
+	f.Fuzz(func(t *testing.T, txt string) {
+		r, err := ParseDMARC(txt)
+		if err != nil {
+			if r != nil {
+				t.Fatalf("%q: a record and an error", txt)
+			}
+			return
+		}
+		if !valid(r.Policy) || r.SubdomainPolicy != "" && !valid(r.SubdomainPolicy) || r.Pct < 0 || r.Pct > 100 ||
+			(r.ADKIM != "r" && r.ADKIM != "s") || (r.ASPF != "r" && r.ASPF != "s") {
+			t.Fatalf("%q: %+v", txt, *r)
+		}
+		out := formatDMARC(r)
+		again, err := ParseDMARC(out)
+		if err != nil || len(again.Warnings) > 0 || again.Policy != r.Policy || again.SubdomainPolicy != r.SubdomainPolicy ||
+			again.ADKIM != r.ADKIM || again.ASPF != r.ASPF || again.Pct != r.Pct || !slices.Equal(again.RUA, r.RUA) || !slices.Equal(again.RUF, r.RUF) {
+			t.Fatalf("%q: parsed %+v\nwritten %q\nparsed again %+v, %v", txt, *r, out, again, err)
+		}
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"vouch/internal/dnstest"
+	"vouch/internal/mailtext"
 	"vouch/internal/mtaclient"
 	"vouch/internal/resolver"
 	"vouch/signer"
@@ -123,11 +124,11 @@ func edSeed(k ed25519.PrivateKey) string { return base64.StdEncoding.EncodeToStr
 // splitMessage splits a raw message (LF or CRLF) into header fields as
 // the MTA hands them to a milter (value after the colon byte for byte,
 // folded with bare LF) and a CRLF body.
-func splitMessage(raw string) ([]signer.Header, []byte) {
+func splitMessage(raw string) ([]mailtext.Header, []byte) {
 	mh, body := mtaclient.Split([]byte(raw))
-	hs := make([]signer.Header, len(mh))
+	hs := make([]mailtext.Header, len(mh))
 	for i, h := range mh {
-		hs[i] = signer.Header{Name: h.Name, Value: h.Value}
+		hs[i] = mailtext.Header{Name: h.Name, Value: h.Value}
 	}
 	return hs, body
 }

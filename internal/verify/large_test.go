@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/mtaclient"
 	"vouch/signer"
 )
@@ -64,9 +65,9 @@ func TestDKIMLargeMessageMemoryIsFlat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var signed []signer.Header
+	var signed []mailtext.Header
 	for _, v := range values {
-		signed = append(signed, signer.Header{Name: "DKIM-Signature", Value: v})
+		signed = append(signed, mailtext.Header{Name: "DKIM-Signature", Value: v})
 	}
 	signed = append(signed, hs...)
 

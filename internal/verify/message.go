@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"vouch/internal/mailtext"
 	"vouch/internal/resolver"
-	"vouch/signer"
 )
 
 // Config is what verifying inbound mail needs. It holds no policy: that is
@@ -31,7 +31,7 @@ type Config struct {
 // waiting. It is not safe for concurrent use.
 type Message struct {
 	cfg     Config
-	from    []signer.Header // the From header fields, for DMARC
+	from    []mailtext.Header // the From header fields, for DMARC
 	dkim    *DKIMStream
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -60,7 +60,7 @@ func NewMessage(cfg Config, ip netip.Addr, helo, mailFrom string) *Message {
 
 // Headers gives the message's header fields as the MTA sent them (the
 // milter's list at end of headers) and starts the DKIM verification.
-func (m *Message) Headers(headers []signer.Header) {
+func (m *Message) Headers(headers []mailtext.Header) {
 	if m.done || m.dkim != nil {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"vouch/internal/mtaclient"
+	"vouch/internal/testutil"
 )
 
 var updateOpenDKIM = flag.Bool("update-opendkim", false, "rewrite testdata/opendkim from a live OpenDKIM run")
@@ -46,7 +47,7 @@ func TestDKIMOpenDKIMSample(t *testing.T) {
 // both canonicalizations, and verifies them.
 func TestDKIMOpenDKIMLive(t *testing.T) {
 	if _, err := os.Stat(opendkimBin); err != nil {
-		t.Skip("opendkim is not installed (apt-get install opendkim)")
+		testutil.Require(t, "opendkim (apt-get install opendkim)")
 	}
 	k := getKeys(t)
 	dir := t.TempDir()
