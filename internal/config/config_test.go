@@ -113,9 +113,7 @@ func TestErrorsTeach(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(testutil.WriteTemp(t, "vouch.toml", tc.content))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v\nwant %q", err, tc.want)
-			}
+			testutil.ErrorMentions(t, err, tc.want)
 		})
 	}
 }
