@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"context"
 	"crypto"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"vouch/internal/dnstest"
 	"vouch/internal/mtaclient"
 	"vouch/internal/resolver"
+	"vouch/internal/testutil"
 	"vouch/internal/verify"
 	"vouch/policy"
 	"vouch/signer"
@@ -34,25 +33,7 @@ type testbed struct {
 	dns  *dnstest.Server
 	res  *resolver.Resolver
 	srv  *Server
-	logs *syncLog
-}
-
-// syncLog is a log sink the server writes to while tests read it.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *testutil.LogBuffer
 }
 
 var signedHeaders = []string{"From", "Reply-To", "Subject", "Date", "To", "Cc", "Message-ID", "In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Id"}
@@ -119,22 +100,13 @@ func newTestbedLimits(t testing.TB, screen *policy.Config, limits Limits) *testb
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncLog{}
+	logs := &testutil.LogBuffer{}
 	env := &Env{Signer: sg, MaxHeaders: 1 << 20, Log: slog.New(slog.NewTextHandler(logs, nil)), AuthservID: "mx.example.test"}
 	if screen != nil {
 		env.Screener = policy.NewScreener(screen, res, nil)
 	}
 	srv := NewServer(env, limits)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ln := testutil.Serve(t, srv, "tcp", "127.0.0.1:0")
 	return &testbed{addr: ln.Addr().String(), dns: dns, res: res, srv: srv, logs: logs}
 }
 

@@ -16,6 +16,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"vouch/internal/metrics"
+	"vouch/internal/smtpreply"
 	"vouch/internal/verify"
 	"vouch/policy"
 	"vouch/signer"
@@ -57,7 +58,7 @@ type Limits struct {
 type AccountGuard interface {
 	// CheckSender is called at MAIL FROM; a non-nil reply refuses the
 	// transaction with it.
-	CheckSender(ctx context.Context, login string, client netip.Addr) *policy.Reply
+	CheckSender(ctx context.Context, login string, client netip.Addr) *smtpreply.Reply
 	// Accepted is called at the end of every message vouch accepts, with
 	// its recipients.
 	Accepted(ctx context.Context, login string, client netip.Addr, rcpts []string)

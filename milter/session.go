@@ -13,6 +13,7 @@ import (
 
 	"vouch/internal/mailtext"
 	"vouch/internal/metrics"
+	"vouch/internal/smtpreply"
 	"vouch/internal/verify"
 	"vouch/policy"
 	"vouch/signer"
@@ -58,18 +59,26 @@ type session struct {
 	overLimit bool // more than limits.max_sessions connections were open when it negotiated
 }
 
-var tempfailInternal = mustReply(451, "4.3.0 Temporary local problem, try again later")
+var (
+	tempfailInternal = mustReply(smtpreply.Reply{Code: 451, Enhanced: "3.0", Text: "Temporary local problem, try again later"})
+	tempfailBusy     = mustReply(smtpreply.Reply{Code: 451, Enhanced: "3.2", Text: "Too busy, try again later"})
+)
 
 // rejectMalformed answers a message no MTA should pass on (RFC 5322 §2.2:
 // no NUL in a header field).
-var rejectMalformed = mustReply(550, "5.6.0 Message header contains a NUL character")
+var rejectMalformed = mustReply(smtpreply.Reply{Code: 550, Enhanced: "6.0", Text: "Message header contains a NUL character"})
 
-func mustReply(code uint16, reason string) *gomilter.Response {
-	r, err := gomilter.RejectWithCodeAndReason(code, reason)
+// reply is r as a milter response.
+func reply(r smtpreply.Reply) (*gomilter.Response, error) {
+	return gomilter.RejectWithCodeAndReason(uint16(r.Code), r.Reason())
+}
+
+func mustReply(r smtpreply.Reply) *gomilter.Response {
+	resp, err := reply(r)
 	if err != nil {
 		panic(err)
 	}
-	return r
+	return resp
 }
 
 // guard turns a panic in a callback into a tempfail for the message and a
@@ -163,7 +172,7 @@ func (s *session) Connect(host string, family string, port uint16, addr string, 
 		// A tempfail at connect reaches the client at MAIL FROM (Postfix).
 		s.metrics().SessionRefused()
 		s.log().Warn("too many milter sessions: tempfailing", "max_sessions", s.srv.limits.MaxSessions, "client", host)
-		return gomilter.RejectWithCodeAndReason(451, "4.3.2 Too busy, try again later")
+		return tempfailBusy, nil
 	}
 	s.client = host
 	switch family {
@@ -207,7 +216,7 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	}
 	if s.auth != "" && s.env.Accounts != nil {
 		if r := s.env.Accounts.CheckSender(context.Background(), s.auth, s.ip); r != nil {
-			return gomilter.RejectWithCodeAndReason(uint16(r.Code), r.Reason())
+			return reply(*r)
 		}
 	}
 	if s.screen == nil {
@@ -218,7 +227,7 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	s.decision = &d
 	s.recordDecision(d)
 	if d.Reply != nil {
-		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Reason())
+		return reply(*d.Reply)
 	}
 	s.startVerify(from)
 	return gomilter.RespContinue, nil
@@ -407,7 +416,7 @@ func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, 
 	}
 	if d.Reply != nil {
 		s.logMessage(qid, "refused", append(attrs, slog.String("reply", d.Reply.String()))...)
-		return gomilter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Reason())
+		return reply(*d.Reply)
 	}
 	if err := s.addAuthResults(m, results); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"vouch/internal/mailtext"
+	"vouch/internal/smtpreply"
 	"vouch/internal/verify"
 )
 
@@ -89,9 +90,9 @@ func (c *VerifyConfig) Validate() []error {
 
 // MessageDecision is the end-of-message answer.
 type MessageDecision struct {
-	Action     MessageAction // what to do now (after trial mode)
-	Configured MessageAction // what the configuration asks for
-	Reply      *Reply        // for tempfail and reject
+	Action     MessageAction    // what to do now (after trial mode)
+	Configured MessageAction    // what the configuration asks for
+	Reply      *smtpreply.Reply // for tempfail and reject
 	// Quarantine: hold the message (the milter calls
 	// Modifier.Quarantine(QuarantineReason)) and accept it.
 	Quarantine       bool
@@ -110,10 +111,10 @@ type MessageDecision struct {
 // 7489 §10.3 suggests it). Temporary DNS failures are 451 4.4.3, as in the
 // screen.
 var (
-	dmarcReply = Reply{550, "7.1", "Message rejected per the DMARC policy of %domain%"}
-	spfReply   = Reply{550, "7.23", "SPF validation failed for %domain%"}
-	dkimReply  = Reply{550, "7.20", "No valid DKIM signature found"}
-	dnsReply   = Reply{451, "4.3", "Temporary DNS failure while verifying your message, try again later"}
+	dmarcReply = smtpreply.Reply{Code: 550, Enhanced: "7.1", Text: "Message rejected per the DMARC policy of %domain%"}
+	spfReply   = smtpreply.Reply{Code: 550, Enhanced: "7.23", Text: "SPF validation failed for %domain%"}
+	dkimReply  = smtpreply.Reply{Code: 550, Enhanced: "7.20", Text: "No valid DKIM signature found"}
+	dnsReply   = smtpreply.Reply{Code: 451, Enhanced: "4.3", Text: "Temporary DNS failure while verifying your message, try again later"}
 )
 
 // DecideMessage is the one place that turns a message's authentication
@@ -150,7 +151,7 @@ func DecideMessage(cfg *VerifyConfig, r verify.Results, allowlisted bool, mode M
 	type candidate struct {
 		cause  string
 		action MessageAction
-		reply  Reply
+		reply  smtpreply.Reply
 		reason string // for the log
 		domain string // %domain% in the reply
 	}
@@ -231,7 +232,7 @@ func DecideMessage(cfg *VerifyConfig, r verify.Results, allowlisted bool, mode M
 		if mode == Trial {
 			d.Trial = true
 			d.Action = MsgTempfail
-			reply = reply.soften()
+			reply = reply.Softened()
 		}
 		d.Reply = &reply
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"vouch/internal/iprev"
+	"vouch/internal/smtpreply"
 	"vouch/whitelist"
 )
 
@@ -174,11 +175,11 @@ type Verdict struct {
 
 // Decision is the screen's answer for one MAIL FROM.
 type Decision struct {
-	Action     Action // what to do now (after trial mode)
-	Configured Action // what the configuration asks for
-	Reply      *Reply // the SMTP reply for tempfail/reject actions
-	Trial      bool   // a reject was turned into a tempfail ("would reject")
-	Cause      Check  // the check that set the action ("" if none)
+	Action     Action           // what to do now (after trial mode)
+	Configured Action           // what the configuration asks for
+	Reply      *smtpreply.Reply // the SMTP reply for tempfail/reject actions
+	Trial      bool             // a reject was turned into a tempfail ("would reject")
+	Cause      Check            // the check that set the action ("" if none)
 	Verdicts   []Verdict
 	IPRev      string // RFC 8601 iprev result: pass, fail, permerror, temperror; "" if not checked
 	Exemption  string // "internal" or "authenticated" when not screened
@@ -247,7 +248,7 @@ func Decide(cfg *Config, in Input, results []Result) Decision {
 	if cfg.Mode == Trial && (d.Action == Reject || d.Action == RejectClose) {
 		d.Trial = true
 		d.Action -= Reject - Tempfail // reject → tempfail, reject_close → tempfail_close
-		reply = reply.soften()
+		reply = reply.Softened()
 	}
 	d.Reply = &reply
 	return d

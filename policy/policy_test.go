@@ -208,7 +208,7 @@ func TestReplyClassAlwaysFollowsCode(t *testing.T) {
 					cfg := testConfig(mode)
 					r := replyFor(cfg, check, o, a, testInput)
 					if mode == Trial && a >= Reject {
-						r = r.soften()
+						r = r.Softened()
 					}
 					if !strings.HasPrefix(r.EnhancedCode(), fmt.Sprint(r.Code/100)+".") {
 						t.Errorf("%s %s %s: %s", check, o, a, r)

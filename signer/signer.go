@@ -5,6 +5,7 @@ package signer
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -96,14 +97,15 @@ type Signer struct {
 func New(cfg Config) (*Signer, []string, error) {
 	s := &Signer{cfg: cfg, keys: map[string]*Key{}, inline: map[string][]*Key{}, lazy: map[string]*Key{}, headers: map[string]bool{}}
 	var warnings []string
+	// Every problem is collected, so that one run of serve -check lists
+	// them all: each missing or unsafe key, each bad table line.
+	var errs []error
 	var err error
-	s.internal, err = ParseHostEntries("signing.internal_hosts", cfg.InternalHosts)
-	if err != nil {
-		return nil, nil, err
-	}
-	if cfg.InternalHostsFile != "" {
+	if s.internal, err = ParseHostEntries("signing.internal_hosts", cfg.InternalHosts); err != nil {
+		errs = append(errs, err)
+	} else if cfg.InternalHostsFile != "" {
 		if err := s.internal.AddFile(cfg.InternalHostsFile); err != nil {
-			return nil, nil, fmt.Errorf("internal hosts: %w", err)
+			errs = append(errs, fmt.Errorf("internal hosts: %w", err))
 		}
 	}
 	warnings = append(warnings, s.internal.Warnings()...)
@@ -111,7 +113,7 @@ func New(cfg Config) (*Signer, []string, error) {
 		s.headers[strings.ToLower(h)] = true
 	}
 	if !s.headers["from"] {
-		return nil, nil, fmt.Errorf("signing.headers: From must be signed (RFC 6376 §5.4)")
+		errs = append(errs, fmt.Errorf("signing.headers: From must be signed (RFC 6376 §5.4)"))
 	}
 	for _, h := range cfg.Oversign {
 		s.headers[strings.ToLower(h)] = true
@@ -120,15 +122,17 @@ func New(cfg Config) (*Signer, []string, error) {
 	keysLDAP, signLDAP := isLDAPSpec(cfg.KeyTable), isLDAPSpec(cfg.SigningTable)
 	if cfg.KeyTable != "" && !keysLDAP {
 		if s.rows, err = parseKeyTable(cfg.KeyTable); err != nil {
-			return nil, nil, err
+			errs = append(errs, err)
 		}
-		for _, r := range s.rows {
-			if isPath(r.keydata) && strings.Contains(r.keydata, "%") {
-				continue // loaded per From domain
+		for _, name := range slices.Sorted(maps.Keys(s.rows)) { // a stable order for the errors
+			r := s.rows[name]
+			if r.broken() || isPath(r.keydata) && strings.Contains(r.keydata, "%") {
+				continue // reported above, or loaded per From domain
 			}
 			k, w, err := loadRow(r, "", cfg.RequireSafeKeys)
 			if err != nil {
-				return nil, nil, err
+				errs = append(errs, err)
+				continue
 			}
 			if w != "" {
 				warnings = append(warnings, w)
@@ -138,11 +142,12 @@ func New(cfg Config) (*Signer, []string, error) {
 	}
 	if cfg.SigningTable != "" {
 		if cfg.KeyTable == "" {
-			return nil, nil, fmt.Errorf("signing.signing_table needs signing.key_table")
-		}
-		if !signLDAP {
+			errs = append(errs, fmt.Errorf("signing.signing_table needs signing.key_table"))
+		} else if !signLDAP {
+			// rows is nil when the key table is in LDAP or could not be
+			// read: then the names are not checked here.
 			if s.table, err = parseSigningTable(cfg.SigningTable, s.rows); err != nil {
-				return nil, nil, err
+				errs = append(errs, err)
 			}
 		}
 	} else if cfg.KeyTable != "" {
@@ -152,23 +157,29 @@ func New(cfg Config) (*Signer, []string, error) {
 	for i, ik := range cfg.Keys {
 		where := fmt.Sprintf("signing.key[%d]", i)
 		if ik.Domain == "" || ik.Selector == "" || ik.PrivateKey == "" {
-			return nil, nil, fmt.Errorf("%s: domain, selector and private_key are all required", where)
+			errs = append(errs, fmt.Errorf("%s: domain, selector and private_key are all required", where))
+			continue
 		}
 		d := strings.ToLower(strings.TrimSuffix(ik.Domain, "."))
 		k, w, err := loadInlineKey(d, ik.Selector, ik.PrivateKey, where, cfg.RequireSafeKeys)
 		if err != nil {
-			return nil, nil, err
+			errs = append(errs, err)
+			continue
 		}
 		warnings = append(warnings, w...)
 		s.inline[d] = append(s.inline[d], k)
 		if ik.NextSelector != "" || ik.NextPrivateKey != "" {
 			next, w, err := loadInlineKey(d, ik.NextSelector, ik.NextPrivateKey, where+".next_private_key", cfg.RequireSafeKeys)
 			if err != nil {
-				return nil, nil, err
+				errs = append(errs, err)
+				continue
 			}
 			warnings = append(warnings, w...)
 			pairs = append(pairs, [2]*Key{k, next})
 		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
 	}
 	if len(pairs) > 0 {
 		if s.rot, err = newRotation(cfg.Rotation, pairs); err != nil {

@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -11,9 +12,15 @@ type keyRow struct {
 	source                          string
 }
 
+// broken reports a bad line, kept by name only (parseKeyTable): a good
+// row always has key data.
+func (r keyRow) broken() bool { return r.keydata == "" }
+
 // parseKeyTable reads an OpenDKIM KeyTable. The value splits at the first
 // two colons; the third field is the rest (opendkim.c dkimf_add_signrequest).
-// Names are case-sensitive and the first row of a name wins.
+// Names are case-sensitive and the first row of a name wins. The error
+// lists every bad line; their names are kept as broken rows, so that the
+// signing table's references to them are not reported a second time.
 func parseKeyTable(spec string) (map[string]keyRow, error) {
 	ds, err := parseDataset(spec, false)
 	if err != nil {
@@ -24,17 +31,20 @@ func parseKeyTable(spec string) (map[string]keyRow, error) {
 		return nil, fmt.Errorf("key table: %w", err)
 	}
 	rows := map[string]keyRow{}
+	var errs []error
 	for _, l := range lines {
+		if _, dup := rows[l.key]; dup {
+			continue
+		}
 		parts := strings.SplitN(l.value, ":", 3)
 		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-			return nil, fmt.Errorf("%s: key table entry %q: want NAME DOMAIN:SELECTOR:KEYFILE", l.source, l.key)
-		}
-		if _, dup := rows[l.key]; dup {
+			errs = append(errs, fmt.Errorf("%s: key table entry %q: want NAME DOMAIN:SELECTOR:KEYFILE", l.source, l.key))
+			rows[l.key] = keyRow{name: l.key, source: l.source}
 			continue
 		}
 		rows[l.key] = keyRow{name: l.key, domain: strings.ToLower(parts[0]), selector: parts[1], keydata: parts[2], source: l.source}
 	}
-	return rows, nil
+	return rows, errors.Join(errs...)
 }
 
 // signRow is one SigningTable row: a pattern or key, a KeyTable name and
@@ -51,6 +61,7 @@ type signingTable struct {
 	byKey  map[string]signRow // plain tables: lower-case key → first row
 }
 
+// parseSigningTable reads a SigningTable; the error lists every bad line.
 func parseSigningTable(spec string, keys map[string]keyRow) (*signingTable, error) {
 	ds, err := parseDataset(spec, true)
 	if err != nil {
@@ -61,14 +72,17 @@ func parseSigningTable(spec string, keys map[string]keyRow) (*signingTable, erro
 		return nil, fmt.Errorf("signing table: %w", err)
 	}
 	t := &signingTable{refile: ds.kind == "refile", byKey: map[string]signRow{}}
+	var errs []error
 	for _, l := range lines {
 		if l.value == "" {
-			return nil, fmt.Errorf("%s: signing table entry %q has no key name", l.source, l.key)
+			errs = append(errs, fmt.Errorf("%s: signing table entry %q has no key name", l.source, l.key))
+			continue
 		}
 		name, identity, _ := strings.Cut(l.value, ":")
 		if name != "%" && keys != nil { // nil: the key table is in LDAP, names are checked per message
 			if _, ok := keys[name]; !ok {
-				return nil, fmt.Errorf("%s: signing table entry %q names key %q, which is not in the key table", l.source, l.key, name)
+				errs = append(errs, fmt.Errorf("%s: signing table entry %q names key %q, which is not in the key table", l.source, l.key, name))
+				continue
 			}
 		}
 		r := signRow{pattern: strings.ToLower(l.key), keyName: name, identity: identity, source: l.source}
@@ -76,6 +90,9 @@ func parseSigningTable(spec string, keys map[string]keyRow) (*signingTable, erro
 		if _, dup := t.byKey[r.pattern]; !dup {
 			t.byKey[r.pattern] = r
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return t, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"vouch/internal/mtaclient"
+	"vouch/internal/testutil"
 )
 
 // zimbraConf is an opendkim.conf in the style Zimbra 8.8-10 generates
@@ -165,7 +166,7 @@ s2026._domainkey.shop.test  shop.test:s2026:%[1]s/keys/shop.test/s2026.private
 			if out, err := exec.Command(vouchBin, "serve", "-check", "-config", path).CombinedOutput(); err != nil {
 				t.Fatalf("vouch serve -check: %v\n%s", err, out)
 			}
-			v := &vouch{t: t, port: port, config: path, logs: &syncBuffer{}}
+			v := &vouch{t: t, port: port, config: path, logs: &testutil.LogBuffer{}}
 			v.start()
 			t.Cleanup(func() {
 				v.stop()

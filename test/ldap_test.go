@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -29,6 +28,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"vouch/internal/mtaclient"
+	"vouch/internal/testutil"
 	"vouch/milter"
 	"vouch/signer"
 )
@@ -152,7 +152,7 @@ type slapd struct {
 	conf    string
 	port    int
 	tlsPort int // ldaps://, when started with TLS
-	logs    *syncBuffer
+	logs    *testutil.LogBuffer
 	cmd     *exec.Cmd
 	exited  chan struct{}
 }
@@ -173,7 +173,7 @@ func startSlapd(t testing.TB, dir string, domains []ldapDomain, tlsFiles *ldapTL
 		tlsConf = fmt.Sprintf("TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n", tlsFiles.ca, tlsFiles.cert, tlsFiles.key)
 	}
 	conf := strings.ReplaceAll(strings.Replace(ldapConf, "TLS\n", tlsConf, 1), "DIR", dir)
-	s := &slapd{t: t, dir: dir, conf: filepath.Join(dir, "slapd.conf"), port: freePort(t), logs: &syncBuffer{}}
+	s := &slapd{t: t, dir: dir, conf: filepath.Join(dir, "slapd.conf"), port: freePort(t), logs: &testutil.LogBuffer{}}
 	if tlsFiles != nil {
 		s.tlsPort = freePort(t)
 	}
@@ -294,7 +294,7 @@ const anonymous = "(anonymous)"
 
 // ldapMilter runs vouch's milter in-process with a signer built from cfg,
 // bound as zmpostfix unless cfg says otherwise.
-func ldapMilter(t testing.TB, cfg signer.Config) (string, *signer.Signer, *syncBuffer) {
+func ldapMilter(t testing.TB, cfg signer.Config) (string, *signer.Signer, *testutil.LogBuffer) {
 	t.Helper()
 	cfg.InternalHosts = append(cfg.InternalHosts, "127.0.0.1")
 	cfg.Headers = []string{"message-id", "date", "from", "mime-version", "to"} // Zimbra's SignHeaders
@@ -313,21 +313,14 @@ func ldapMilter(t testing.TB, cfg signer.Config) (string, *signer.Signer, *syncB
 		t.Fatalf("warnings: %q", warnings)
 	}
 	t.Cleanup(sg.Close)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	srv := milter.NewServer(&milter.Env{Signer: sg, MaxHeaders: 1 << 20, Log: slog.New(slog.NewTextHandler(logs, nil))}, milter.Limits{ReadTimeout: time.Minute})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
 		if t.Failed() {
 			t.Logf("milter log:\n%s", logs.String())
 		}
 	})
+	ln := testutil.Serve(t, srv, "tcp", "127.0.0.1:0")
 	return ln.Addr().String(), sg, logs
 }
 
@@ -538,7 +531,7 @@ func TestLDAPOutage(t *testing.T) {
 	}
 }
 
-func waitLog2(t testing.TB, logs *syncBuffer, want string) {
+func waitLog2(t testing.TB, logs *testutil.LogBuffer, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if strings.Contains(logs.String(), want) {

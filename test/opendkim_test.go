@@ -16,6 +16,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"vouch/internal/mtaclient"
+	"vouch/internal/testutil"
 )
 
 const opendkimBin = "/usr/sbin/opendkim"
@@ -37,7 +38,7 @@ func startOpenDKIM(t testing.TB, dir, conf string) string {
 	port := freePort(t)
 	path := filepath.Join(dir, fmt.Sprintf("opendkim-%d.conf", port))
 	write(t, path, conf+fmt.Sprintf("Socket\tinet:%d@127.0.0.1\nPidFile\t%s\n", port, filepath.Join(dir, fmt.Sprintf("opendkim-%d.pid", port))))
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	cmd := exec.Command(opendkimBin, "-f", "-x", path)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

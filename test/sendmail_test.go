@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"vouch/internal/testutil"
 )
 
 // Sendmail cannot be installed next to Postfix (sendmail-bin conflicts
@@ -164,7 +166,7 @@ func startSendmail(t testing.TB, milterPort int) *sendmail {
 		t.Fatalf("sendmail -bi: %v\n%s", err, out)
 	}
 	s.cmd = sh(`-bD -C "$1" -X "$2"`)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = logs, logs
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"vouch/internal/dnstest"
 	"vouch/internal/resolver"
+	"vouch/internal/testutil"
 	"vouch/internal/verify"
 )
 
@@ -47,24 +48,7 @@ type vouch struct {
 	cmd    *exec.Cmd
 	port   int
 	config string
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *testutil.LogBuffer
 }
 
 // startVouch writes config (with listen filled in) and runs vouch serve.
@@ -73,7 +57,7 @@ func startVouch(t testing.TB, dir, config string) *vouch {
 	port := freePort(t)
 	path := filepath.Join(dir, fmt.Sprintf("vouch-%d.toml", port))
 	write(t, path, fmt.Sprintf("listen = \"inet:%d@127.0.0.1\"\n", port)+config)
-	v := &vouch{t: t, port: port, config: path, logs: &syncBuffer{}}
+	v := &vouch{t: t, port: port, config: path, logs: &testutil.LogBuffer{}}
 	v.start()
 	t.Cleanup(func() {
 		v.stop()

@@ -1,7 +1,6 @@
 package whitelist
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"testing"
 	"time"
 	_ "time/tzdata" // Europe/Berlin on machines without zoneinfo
+
+	"vouch/internal/testutil"
 )
 
 const (
@@ -448,28 +449,10 @@ func TestSyncFollowsHTTPSRedirect(t *testing.T) {
 	}
 }
 
-// syncLog collects log records.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestSyncAllKinds(t *testing.T) {
 	srv := newListServer(t, newList, `"x"`)
 	set, paths := newTestSet(t, map[Kind]string{Reverse: currentList, HELO: currentList})
-	var logs syncLog
+	var logs testutil.LogBuffer
 	cfg := SyncConfig{URLs: map[Kind]string{
 		Reverse:  "https://user:s3cret@" + strings.TrimPrefix(srv.ts.URL, "https://") + "/r",
 		HELO:     srv.ts.URL + "/nothing?x=1", // served the same list

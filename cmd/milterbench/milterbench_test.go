@@ -17,6 +17,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"vouch/internal/mtaclient"
+	"vouch/internal/testutil"
 	"vouch/milter"
 	"vouch/signer"
 )
@@ -67,28 +68,13 @@ func startVouch(t *testing.T, network string, keys []signer.InlineKey) string {
 		t.Fatal(err)
 	}
 	srv := milter.NewServer(&milter.Env{Signer: sg, MaxHeaders: 1 << 20, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), AuthservID: "mx.example.test"}, milter.Limits{ReadTimeout: time.Minute})
-	var ln net.Listener
-	var spec string
 	if network == "unix" {
 		path := filepath.Join(t.TempDir(), "vouch.sock")
-		ln, err = net.Listen("unix", path)
-		spec = "unix:" + path
-	} else {
-		ln, err = net.Listen("tcp4", "127.0.0.1:0")
-		if err == nil {
-			spec = "inet:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:") + "@127.0.0.1"
-		}
+		testutil.Serve(t, srv, "unix", path)
+		return "unix:" + path
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return spec
+	ln := testutil.Serve(t, srv, "tcp4", "127.0.0.1:0")
+	return "inet:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:") + "@127.0.0.1"
 }
 
 func checkReport(t *testing.T, rep *Report, want int64) {

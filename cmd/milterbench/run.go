@@ -16,7 +16,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"vouch/internal/mtaclient"
-	"vouch/milter"
+	"vouch/internal/sockaddr"
 )
 
 // Expectations of a run.
@@ -27,7 +27,7 @@ const (
 
 // Config is one load run.
 type Config struct {
-	Socket      string // inet:PORT@HOST, unix:/path, … (milter.ParseAddress)
+	Socket      string // inet:PORT@HOST, unix:/path, … (sockaddr.Parse)
 	Concurrency int    // sessions at once
 	PerConn     int    // messages per milter connection
 	Duration    time.Duration
@@ -167,7 +167,7 @@ func errKind(err error, stage string) string {
 // Run drives the load and returns the report. Sampled signatures are
 // verified after the load, so that verifying costs the milter nothing.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	addr, err := milter.ParseAddress(cfg.Socket)
+	addr, err := sockaddr.Parse(cfg.Socket)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"vouch/internal/config"
 	"vouch/internal/daemon"
 	"vouch/internal/hijack"
 )
@@ -31,7 +32,7 @@ func runAccounts(args []string) int {
 	sub := args[0]
 	fs := flag.NewFlagSet("accounts "+sub, flag.ContinueOnError)
 	configPath := fs.String("config", "", "config file whose [hijack] admin_socket is used (default: /etc/vouch/vouch.toml)")
-	socket := fs.String("socket", "", "admin socket of the daemon (default: from the config, else "+hijack.DefaultAdminSocket+")")
+	socket := fs.String("socket", "", "admin socket of the daemon (default: from the config, else "+config.Default().Hijack.AdminSocket+")")
 	asJSON := fs.Bool("json", false, "list: print the daemon's JSON reply")
 	fs.Usage = func() {
 		accountsUsage(fs.Output())
@@ -94,7 +95,7 @@ release  unfreeze LOGIN and clear its counters
 func adminSocketFromConfig(path string) string {
 	cfg, err := daemon.Load(path)
 	if err != nil {
-		return hijack.DefaultAdminSocket
+		return config.Default().Hijack.AdminSocket
 	}
 	return cfg.Hijack.AdminSocket
 }

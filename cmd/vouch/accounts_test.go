@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"vouch/internal/config"
+	"vouch/internal/daemon"
 	"vouch/internal/hijack"
 )
 
@@ -19,11 +21,11 @@ import (
 func TestAccountsListRelease(t *testing.T) {
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	sock := filepath.Join(t.TempDir(), "admin.sock")
-	g, err := hijack.New(hijack.Config{
-		Enabled: true, Messages: 3, Recipients: 100, Window: 30 * time.Minute, Action: hijack.ActionFreeze,
-		StateFile: filepath.Join(t.TempDir(), "frozen.json"), AdminSocket: sock, Backend: hijack.BackendMemory,
-		Now: func() time.Time { return now },
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	hc := daemon.HijackConfig(config.Default()) // the defaults, changed as below
+	hc.Enabled, hc.Messages, hc.Recipients, hc.Window, hc.Action = true, 3, 100, 30*time.Minute, hijack.ActionFreeze
+	hc.StateFile, hc.AdminSocket, hc.Backend = filepath.Join(t.TempDir(), "frozen.json"), sock, hijack.BackendMemory
+	hc.Now = func() time.Time { return now }
+	g, err := hijack.New(hc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestAccountsUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}
-	if got := adminSocketFromConfig(""); got != hijack.DefaultAdminSocket {
+	if got := adminSocketFromConfig(""); got != config.Default().Hijack.AdminSocket {
 		t.Errorf("default socket %q", got)
 	}
 	// Flags after the login are read too; the socket does not exist.

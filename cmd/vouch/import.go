@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"vouch/internal/config"
+	"vouch/internal/daemon"
 	"vouch/internal/opendkimconf"
 )
 
@@ -65,7 +65,8 @@ func importOpenDKIM(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// checkLoads runs the converted configuration through config.Load.
+// checkLoads runs the converted configuration through daemon.Load, the
+// checks serve -check makes before it reads any key.
 func checkLoads(data []byte) error {
 	dir, err := os.MkdirTemp("", "vouch-import-")
 	if err != nil {
@@ -76,6 +77,6 @@ func checkLoads(data []byte) error {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return err
 	}
-	_, err = config.Load(path)
+	_, err = daemon.Load(path)
 	return err
 }

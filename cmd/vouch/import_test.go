@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"vouch/internal/config"
+	"vouch/internal/daemon"
 )
 
 func TestImportOpenDKIM(t *testing.T) {
@@ -21,7 +21,7 @@ func TestImportOpenDKIM(t *testing.T) {
 	}
 	out := filepath.Join(dir, "vouch.toml")
 	os.WriteFile(out, stdout.Bytes(), 0o644)
-	cfg, err := config.Load(out)
+	cfg, err := daemon.Load(out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stdout.String())
 	}

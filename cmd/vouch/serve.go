@@ -31,22 +31,14 @@ func runServe(args []string) int {
 	}
 
 	if *check {
-		cfg, err := daemon.Load(*configPath)
-		if err != nil {
-			return fail("serve -check", err, 1)
-		}
-		rt, err := daemon.Build(cfg, daemon.NewLogger(cfg, os.Stderr), nil)
+		rt, err := daemon.Check(*configPath, os.Stderr)
 		if err != nil {
 			return fail("serve -check", err, 1)
 		}
 		for _, w := range rt.Warnings {
 			fmt.Fprintf(os.Stderr, "warning: %s\n", w)
 		}
-		name := cfg.Path
-		if name == "" {
-			name = "(embedded defaults)"
-		}
-		fmt.Printf("vouch: configuration %s is valid\n", name)
+		fmt.Printf("vouch: configuration %s is valid\n", rt.Config.Name())
 		return 0
 	}
 	if err := daemon.Serve(daemon.Options{ConfigPath: *configPath, ShutdownTimeout: *shutdown, Version: version}); err != nil {

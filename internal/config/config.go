@@ -3,19 +3,18 @@
 //
 // The embedded default.toml is decoded first and the admin's file on top of
 // it, so every option has exactly one default, written in one place, and an
-// admin's file only needs the keys it changes.
+// admin's file only needs the keys it changes. One run reports every
+// problem of a file (decode.go). The package imports no other vouch
+// package: what a value means to the screen, the verifier, the signer or
+// the hijack guard is checked where it is translated, in internal/daemon.
 package config
 
 import (
 	"bytes"
 	_ "embed"
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 // DefaultPath is read when serve is started without -config.
@@ -242,20 +241,8 @@ func parse(name string, data []byte, base *Config) (*Config, error) {
 	if c == nil {
 		c = &Config{}
 	}
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
-	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("config %s:%d: %s", name, pe.Position.Line, pe.Message)
-		}
-		return nil, fmt.Errorf("config %s: %w", name, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("config %s: unknown key %s", name, strings.Join(keys, ", unknown key "))
+	if err := decodeTOML(name, data, c); err != nil {
+		return nil, err
 	}
 	for _, ch := range []*Check{&c.Screen.PTR, &c.Screen.HELO, &c.Screen.Mail} {
 		ch.Actions = ch.outcomes()

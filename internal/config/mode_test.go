@@ -49,9 +49,6 @@ func TestModes(t *testing.T) {
 			if d := c.Deprecations(); (len(d) > 0) != tc.warning || tc.warning && !strings.Contains(d[0], "screen.mode is deprecated: set the top-level mode") {
 				t.Errorf("deprecations %q", d)
 			}
-			if p, _ := c.Policy(); p.Mode != "" && string(p.Mode) != tc.screen {
-				t.Errorf("screen policy mode %q", p.Mode)
-			}
 		})
 	}
 }

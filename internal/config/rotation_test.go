@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vouch/internal/testutil"
 )
 
 // TestRotationConfig: the [rotation] defaults, and the errors for its keys
@@ -31,7 +33,7 @@ func TestRotationConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(writeConfig(t, tc.toml))
+			_, err := Load(testutil.WriteTemp(t, "vouch.toml", tc.toml))
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("err = %v", err)

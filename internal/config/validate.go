@@ -9,20 +9,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"vouch/milter"
-	"vouch/policy"
 )
 
-// Validate checks what can be checked without reading other files, and
+// Validate checks what can be checked without reading other files or
+// knowing what other packages make of a value (the daemon checks the
+// listen socket and the action names when it translates them), and
 // returns every problem at once, each prefixed with the config file.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, err := milter.ParseAddress(c.Listen); err != nil {
-		add("listen: %v", err)
-	}
 	if c.SocketMode != "" {
 		if m, err := strconv.ParseUint(c.SocketMode, 8, 32); err != nil || m > 0o777 {
 			add("socket_mode: %q is not an octal mode like \"0660\"", c.SocketMode)
@@ -81,12 +77,6 @@ func (c *Config) Validate() error {
 		add("signing.ldap_bind_dn: a bind password is set but no bind DN")
 	}
 	errs = append(errs, c.validateModes()...)
-	if _, perrs := c.Policy(); len(perrs) > 0 {
-		errs = append(errs, perrs...)
-	}
-	if _, verrs := c.VerifyPolicy(); len(verrs) > 0 {
-		errs = append(errs, verrs...)
-	}
 	if c.Verify.MaxSignatures < 1 {
 		add("verify.max_signatures: must be at least 1")
 	}
@@ -121,82 +111,35 @@ func (c *Config) Validate() error {
 		add("whitelist.sync.max_size: must be positive")
 	}
 	errs = append(errs, c.validateRotation()...)
-	if len(errs) == 0 {
+	return c.Problems(errs)
+}
+
+// Problems formats errs, each naming a key, as one error with a line per
+// problem, sorted and prefixed with the config file; nil if there are
+// none. An error may hold several lines (errors.Join): each is prefixed.
+func (c *Config) Problems(errs []error) error {
+	var msgs []string
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		for _, line := range strings.Split(e.Error(), "\n") {
+			msgs = append(msgs, "config "+c.Name()+": "+line)
+		}
+	}
+	if len(msgs) == 0 {
 		return nil
 	}
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-	name := c.Path
-	if name == "" {
-		name = "(embedded defaults)"
-	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = "config " + name + ": " + e.Error()
-	}
+	sort.Strings(msgs)
 	return errors.New(strings.Join(msgs, "\n"))
 }
 
-// Policy converts the [screen] section into the screen's configuration.
-func (c *Config) Policy() (*policy.Config, []error) {
-	pc := &policy.Config{
-		Mode:        policy.Mode(c.ScreenMode()),
-		Budget:      c.Screen.Budget,
-		MaxPTRNames: c.Screen.MaxPTRNames,
-		Checks:      map[policy.Check]policy.CheckConfig{},
+// Name is the config file, or "(embedded defaults)".
+func (c *Config) Name() string {
+	if c.Path == "" {
+		return "(embedded defaults)"
 	}
-	var errs []error
-	for check, ch := range map[policy.Check]Check{policy.PTR: c.Screen.PTR, policy.HELO: c.Screen.HELO, policy.Mail: c.Screen.Mail} {
-		cc := policy.CheckConfig{Enabled: ch.Enabled, Rules: map[policy.Outcome]policy.Rule{}}
-		for o, a := range ch.Actions {
-			action, err := policy.ParseAction(a)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("screen.%s.%s: %v", check, o, err))
-				continue
-			}
-			cc.Rules[policy.Outcome(o)] = policy.Rule{Action: action, Text: ch.Replies[o]}
-		}
-		for o, text := range ch.Replies {
-			if _, ok := ch.Actions[o]; !ok {
-				errs = append(errs, fmt.Errorf("screen.%s.replies.%s: no such outcome", check, o))
-			}
-			if strings.ContainsAny(text, "\r\n") {
-				errs = append(errs, fmt.Errorf("screen.%s.replies.%s: must be one line", check, o))
-			}
-		}
-		pc.Checks[check] = cc
-	}
-	errs = append(errs, pc.Validate()...)
-	return pc, errs
-}
-
-// VerifyPolicy converts the [verify] section into the end-of-message
-// policy's configuration.
-func (c *Config) VerifyPolicy() (*policy.VerifyConfig, []error) {
-	v := c.Verify
-	vc := &policy.VerifyConfig{Enabled: v.Enabled, DKIMFailWhenDMARCPasses: v.DKIMFailWhenDMARCPasses}
-	var errs []error
-	for _, f := range []struct {
-		key string
-		val string
-		dst *policy.MessageAction
-	}{
-		{"dmarc_reject", v.DMARCReject, &vc.DMARCReject},
-		{"dmarc_quarantine", v.DMARCQuarantine, &vc.DMARCQuarantine},
-		{"spf_fail", v.SPFFail, &vc.SPFFail},
-		{"dkim_fail", v.DKIMFail, &vc.DKIMFail},
-		{"temp_error", v.TempError, &vc.TempError},
-	} {
-		a, err := policy.ParseMessageAction(f.val)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("verify.%s: %v", f.key, err))
-			continue
-		}
-		*f.dst = a
-	}
-	if len(errs) == 0 {
-		errs = vc.Validate()
-	}
-	return vc, errs
+	return c.Path
 }
 
 // validateRotation checks [rotation] and the next_* keys of [[signing.key]].

@@ -1,6 +1,9 @@
-// Package daemon turns a configuration into a running milter: it builds
-// the signer, resolver, whitelists and screen from the config, serves,
-// reloads on SIGHUP and drains on SIGTERM.
+// Package daemon turns a configuration into a running milter: it
+// translates the config's sections into each package's settings (and
+// checks what those settings mean: socket syntax, action and outcome
+// names, the hijack limits; settings.go), builds the signer, resolver,
+// whitelists and screen from them, serves, reloads on SIGHUP and drains
+// on SIGTERM. Only cmd/ imports it.
 package daemon
 
 import (
@@ -10,10 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"vouch/internal/config"
-	"vouch/internal/hijack"
 	"vouch/internal/metrics"
 	"vouch/internal/resolver"
 	"vouch/internal/verify"
@@ -52,7 +53,7 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // problem found, each naming its file (and line) and reason. m may be nil.
 func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, error) {
 	var errs []error
-	if err := cfg.Validate(); err != nil {
+	if err := check(cfg); err != nil {
 		errs = append(errs, err)
 	}
 	rt := &Runtime{Config: cfg, stop: make(chan struct{})}
@@ -91,24 +92,19 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 			errs = append(errs, fmt.Errorf("whitelist: %w", err))
 		}
 		rt.Lists = lists
-		pc, perrs := cfg.Policy()
+		pc, perrs := ScreenConfig(cfg)
 		if len(perrs) == 0 && res != nil {
 			rt.Screener = policy.NewScreener(pc, res, lists)
 		}
 	}
-	if cfg.Hijack.Enabled {
-		// Validate only: the Guard (admin socket, counters) lives for the
-		// whole process and is made by Serve.
-		if err := HijackConfig(cfg).Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	// The hijack Guard (admin socket, counters) lives for the whole
+	// process and is made by Serve; check validated its settings.
 	if len(errs) > 0 {
-		return nil, errors.New(strings.TrimSpace(joinErrors(errs)))
+		return nil, errors.Join(errs...)
 	}
 	var verification *milter.Verification
 	if cfg.Verify.Enabled {
-		vc, _ := cfg.VerifyPolicy()
+		vc, _ := VerifyConfig(cfg)
 		var allow *whitelist.List
 		if cfg.Verify.Allowlist != "" {
 			l, problems, err := whitelist.Load(cfg.Verify.Allowlist)
@@ -131,15 +127,6 @@ func Build(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Runtime, 
 		MaxHeaders: cfg.Limits.MaxHeaderBytes, Log: log, Metrics: m,
 	}
 	return rt, nil
-}
-
-func joinErrors(errs []error) string {
-	var b strings.Builder
-	for _, e := range errs {
-		b.WriteString(e.Error())
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 // start runs the runtime's background work (whitelist polling, key
@@ -179,54 +166,8 @@ func (rt *Runtime) close() {
 	}
 }
 
-// SyncConfig is the [whitelist.sync] section for the whitelist package.
-func SyncConfig(cfg *config.Config) (whitelist.SyncConfig, bool) {
-	s := cfg.Whitelist.Sync
-	urls := map[whitelist.Kind]string{}
-	for k, u := range map[whitelist.Kind]string{whitelist.Reverse: s.ReverseURL, whitelist.HELO: s.HELOURL, whitelist.Mail: s.MailURL} {
-		if u != "" {
-			urls[k] = u
-		}
-	}
-	return whitelist.SyncConfig{URLs: urls, MaxSize: s.MaxSize, Timeout: s.Timeout}, len(urls) > 0
-}
-
 // HTTPClient is the client for whitelist downloads: the system's CAs, no
 // proxy surprises beyond the environment's.
 func HTTPClient() *http.Client {
 	return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-}
-
-// HijackConfig is the [hijack] section for the hijack package.
-func HijackConfig(cfg *config.Config) hijack.Config {
-	h := cfg.Hijack
-	return hijack.Config{
-		Enabled: h.Enabled, Messages: h.Messages, Recipients: h.Recipients, Window: h.Window,
-		Action: h.Action, ExemptFile: h.ExemptFile, Postmaster: h.Postmaster,
-		NotifySMTP: h.NotifySMTP, NotifyFrom: h.NotifyFrom, StateFile: h.StateFile,
-		AdminSocket: h.AdminSocket, Backend: h.Backend, RedisURL: h.RedisURL,
-		RedisFailOpen: h.RedisFailOpen, Trial: cfg.HijackTrial(),
-	}
-}
-
-// SignerConfig is the [signing] section for the signer package.
-func SignerConfig(cfg *config.Config) signer.Config {
-	s := cfg.Signing
-	inline := make([]signer.InlineKey, len(s.Keys))
-	for i, k := range s.Keys {
-		inline[i] = signer.InlineKey{Domain: k.Domain, Selector: k.Selector, PrivateKey: k.PrivateKey,
-			NextSelector: k.NextSelector, NextPrivateKey: k.NextPrivateKey}
-	}
-	r := cfg.Rotation
-	return signer.Config{
-		InternalHosts: s.InternalHosts, InternalHostsFile: s.InternalHostsFile,
-		KeyTable: s.KeyTable, SigningTable: s.SigningTable,
-		MultipleSignatures: s.MultipleSignatures, RequireSafeKeys: s.RequireSafeKeys,
-		Headers: s.Headers, Oversign: s.Oversign, SignatureTTL: s.SignatureTTL,
-		LDAPBindDN: s.LDAPBindDN, LDAPBindPassword: s.LDAPBindPassword, LDAPBindPasswordFile: s.LDAPBindPasswordFile,
-		LDAPUseTLS: s.LDAPUseTLS, LDAPTLSCAFile: s.LDAPTLSCAFile, LDAPTimeout: s.LDAPTimeout, LDAPCacheTTL: s.LDAPCacheTTL,
-		Keys: inline,
-		Rotation: signer.RotationConfig{CheckInterval: r.CheckInterval, PublishDelay: r.PublishDelay,
-			AutoSwitch: r.AutoSwitch, StateFile: r.StateFile},
-	}
 }

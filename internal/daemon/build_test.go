@@ -1,23 +1,24 @@
 package daemon
 
 import (
-	"reflect"
 	"testing"
 
 	"vouch/internal/config"
-	"vouch/internal/hijack"
 )
 
-// The [hijack] defaults live in default.toml and, for zero values, in the
-// hijack package: they must say the same.
-func TestHijackDefaultsAgree(t *testing.T) {
-	got := HijackConfig(config.Default())
-	want := hijack.DefaultConfig()
-	got.Now, want.Now = nil, nil
-	if got.Enabled || want.Enabled {
+// The [hijack] defaults are written once, in default.toml: turned on as
+// they are, they must make a valid section.
+func TestHijackDefaultsAreValid(t *testing.T) {
+	cfg := config.Default()
+	if cfg.Hijack.Enabled {
 		t.Fatal("hijack detection must be off by default")
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("default.toml gives %+v\nhijack.DefaultConfig is %+v", got, want)
+	cfg.Hijack.Enabled = true
+	hc := HijackConfig(cfg)
+	if err := hc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if hc.Messages != 200 || hc.Window.Minutes() != 30 || hc.Action != "tempfail" || !hc.RedisFailOpen || hc.AdminSocket != "/run/vouch/admin.sock" {
+		t.Fatalf("defaults: %+v", hc)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"vouch/internal/config"
 	"vouch/internal/hijack"
 	"vouch/internal/metrics"
+	"vouch/internal/sockaddr"
 	"vouch/milter"
 )
 
@@ -28,12 +30,36 @@ type Options struct {
 	Version         string
 }
 
-// Load reads the configuration serve would use.
+// Load reads the configuration serve would use and checks all of it: the
+// file (config) and what its settings mean to the screen, verification
+// and hijack detection (checkSettings). The error lists every problem.
 func Load(path string) (*config.Config, error) {
-	if path == "" {
-		return config.LoadDefault()
+	load := config.LoadDefault
+	if path != "" {
+		load = func() (*config.Config, error) { return config.Load(path) }
 	}
-	return config.Load(path)
+	cfg, err := load()
+	if cfg == nil {
+		return nil, err
+	}
+	return cfg, errors.Join(err, checkSettings(cfg))
+}
+
+// Check is serve -check: it reads the configuration at path and loads
+// everything it names, and reports the problems of both in one error. A
+// file that cannot be read into a configuration at all (TOML syntax,
+// unknown keys, wrong types) stops it before any key is looked at.
+func Check(path string, logTo io.Writer) (*Runtime, error) {
+	cfg, err := Load(path)
+	if cfg == nil {
+		return nil, err
+	}
+	return Build(cfg, NewLogger(cfg, logTo), nil) // Build checks what Load did
+}
+
+// check is Load's checks for a configuration already read.
+func check(cfg *config.Config) error {
+	return errors.Join(cfg.Validate(), checkSettings(cfg))
 }
 
 // Serve runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the
@@ -52,8 +78,8 @@ func Serve(opts Options) error {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = cfg.Limits.ShutdownTimeout
 	}
-	addr, _ := milter.ParseAddress(cfg.Listen)
-	ln, err := milter.Listen(addr)
+	addr, _ := sockaddr.Parse(cfg.Listen)
+	ln, err := sockaddr.Listen(addr)
 	if err != nil {
 		return err
 	}
@@ -143,7 +169,7 @@ func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *
 			srv.SetEnv(rt.Env)
 			old.close()
 			rt.start()
-			log.Info("reloaded", "config", configName(cfg))
+			log.Info("reloaded", "config", cfg.Name())
 			m.Reload(true)
 			return rt
 		}
@@ -183,7 +209,7 @@ func raiseFileLimit(log *slog.Logger, maxSessions int) {
 }
 
 // socketPermissions applies socket_mode and socket_group to a unix socket.
-func socketPermissions(cfg *config.Config, addr milter.Address) error {
+func socketPermissions(cfg *config.Config, addr sockaddr.Address) error {
 	if addr.Network != "unix" {
 		return nil
 	}
@@ -225,19 +251,12 @@ func serveMetrics(log *slog.Logger, addr string, m *metrics.Metrics) error {
 	return nil
 }
 
-func configName(cfg *config.Config) string {
-	if cfg.Path == "" {
-		return "(embedded defaults)"
-	}
-	return cfg.Path
-}
-
-func logStart(log *slog.Logger, rt *Runtime, addr milter.Address) {
+func logStart(log *slog.Logger, rt *Runtime, addr sockaddr.Address) {
 	cfg := rt.Config
 	if cfg.Path == "" {
 		log.Info("no config file given and " + config.DefaultPath + " does not exist: running on the embedded defaults")
 	}
-	log.Info("vouch listening", "listen", cfg.Listen, "socket", addr.String(), "config", configName(cfg),
+	log.Info("vouch listening", "listen", cfg.Listen, "socket", addr.String(), "config", cfg.Name(),
 		"dns", fmt.Sprint(rt.Resolver.Servers()), "screen", screenSummary(cfg))
 	for _, w := range rt.Warnings {
 		log.Warn(w)

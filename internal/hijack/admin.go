@@ -69,7 +69,7 @@ func listenAdmin(path string) (net.Listener, error) {
 		return nil, err
 	}
 	if di.Mode().Perm()&0o002 != 0 && di.Mode()&fs.ModeSticky == 0 {
-		return nil, fmt.Errorf("%s: directory %s is writable by everyone and not sticky, so anyone could replace the socket: use a directory only vouch can write to (default %s)", path, dir, filepath.Dir(DefaultAdminSocket))
+		return nil, fmt.Errorf("%s: directory %s is writable by everyone and not sticky, so anyone could replace the socket: use a directory only vouch can write to, such as /run/vouch", path, dir)
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {

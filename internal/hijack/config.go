@@ -33,7 +33,9 @@ const (
 )
 
 // Config is the [hijack] section. The TOML keys are in the field comments;
-// zero values take the defaults of DefaultConfig (see withDefaults).
+// their defaults are in the embedded default.toml, the only place they are
+// written (the daemon fills this from the config), so a zero value here
+// means zero, and Validate refuses the ones that make no sense.
 type Config struct {
 	Enabled       bool          // enabled
 	Messages      int           // messages: accepted messages per window; the next one is over the limit
@@ -55,88 +57,20 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Defaults, also written in the embedded default.toml.
-const (
-	DefaultMessages    = 200
-	DefaultRecipients  = 500
-	DefaultWindow      = 30 * time.Minute
-	DefaultNotifySMTP  = "127.0.0.1:25"
-	DefaultNotifyFrom  = "vouch@localhost"
-	DefaultStateFile   = "/var/lib/vouch/frozen.json"
-	DefaultAdminSocket = "/run/vouch/admin.sock"
-	DefaultRedisURL    = "redis://127.0.0.1:6379/0"
-)
-
-// DefaultConfig is the [hijack] section as the embedded defaults have it
-// (disabled).
-func DefaultConfig() Config {
-	return Config{
-		Messages:      DefaultMessages,
-		Recipients:    DefaultRecipients,
-		Window:        DefaultWindow,
-		Action:        ActionTempfail,
-		NotifySMTP:    DefaultNotifySMTP,
-		NotifyFrom:    DefaultNotifyFrom,
-		StateFile:     DefaultStateFile,
-		AdminSocket:   DefaultAdminSocket,
-		Backend:       BackendMemory,
-		RedisURL:      DefaultRedisURL,
-		RedisFailOpen: true,
-	}
-}
-
-// withDefaults fills the zero values that have a default. RedisFailOpen
-// cannot be told apart from an explicit false here: the TOML defaults
-// (true) are decoded first, so the config package sets it. AdminSocket ""
-// is kept: no admin socket.
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Messages == 0 {
-		c.Messages = d.Messages
-	}
-	if c.Recipients == 0 {
-		c.Recipients = d.Recipients
-	}
-	if c.Window == 0 {
-		c.Window = d.Window
-	}
-	if c.Action == "" {
-		c.Action = d.Action
-	}
-	if c.NotifySMTP == "" {
-		c.NotifySMTP = d.NotifySMTP
-	}
-	if c.NotifyFrom == "" {
-		c.NotifyFrom = d.NotifyFrom
-	}
-	if c.StateFile == "" {
-		c.StateFile = d.StateFile
-	}
-	if c.Backend == "" {
-		c.Backend = d.Backend
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	return c
-}
-
 // Validate reports every problem of the section at once, each naming its
-// key (hijack.KEY), after the defaults are applied. A disabled section is
-// not checked.
+// key (hijack.KEY). A disabled section is not checked.
 func (c Config) Validate() error {
 	if !c.Enabled {
 		return nil
 	}
-	c = c.withDefaults()
 	var errs []error
 	bad := func(key, format string, v ...any) {
 		errs = append(errs, fmt.Errorf("hijack.%s: %s", key, fmt.Sprintf(format, v...)))
 	}
-	if c.Messages < 0 {
+	if c.Messages < 1 {
 		bad("messages", "must be positive, not %d", c.Messages)
 	}
-	if c.Recipients < 0 {
+	if c.Recipients < 1 {
 		bad("recipients", "must be positive, not %d", c.Recipients)
 	}
 	if c.Window < time.Second {
@@ -156,6 +90,9 @@ func (c Config) Validate() error {
 	}
 	switch c.Backend {
 	case BackendMemory:
+		if c.StateFile == "" && c.Action == ActionFreeze {
+			bad("state_file", "required with action = \"freeze\" and backend = \"memory\" (freezes must survive a restart)")
+		}
 	case BackendRedis:
 		if c.RedisURL == "" {
 			bad("redis_url", "required with backend = \"redis\"")

@@ -42,19 +42,19 @@ import (
 	"time"
 
 	"vouch/internal/mailtext"
-	"vouch/policy"
+	"vouch/internal/smtpreply"
 	"vouch/whitelist"
 )
 
 // Replies. Texts stay generic (the reason goes to the log); the enhanced
-// code's class follows the basic code (policy.Reply).
+// code's class follows the basic code (smtpreply.Reply).
 var (
 	// RFC 3463 X.7.1: delivery not authorized; 452 as for "too many".
-	replyLimited = policy.Reply{Code: 452, Enhanced: "7.1", Text: "Sending limit of this account reached, try again later"}
-	replyFrozen  = policy.Reply{Code: 550, Enhanced: "7.1", Text: "Account locked for unusual sending activity, contact your administrator"}
-	replyTrial   = policy.Reply{Code: 450, Enhanced: "7.1", Text: "Account locked for unusual sending activity, contact your administrator"}
+	replyLimited = smtpreply.Reply{Code: 452, Enhanced: "7.1", Text: "Sending limit of this account reached, try again later"}
+	replyFrozen  = smtpreply.Reply{Code: 550, Enhanced: "7.1", Text: "Account locked for unusual sending activity, contact your administrator"}
+	replyTrial   = smtpreply.Reply{Code: 450, Enhanced: "7.1", Text: "Account locked for unusual sending activity, contact your administrator"}
 	// X.3.0: the Redis counters are unreachable and redis_fail_open is off.
-	replyBackend = policy.Reply{Code: 451, Enhanced: "3.0", Text: "Temporary local problem, try again later"}
+	replyBackend = smtpreply.Reply{Code: 451, Enhanced: "3.0", Text: "Temporary local problem, try again later"}
 )
 
 // Stats are counters since New, for metrics.
@@ -106,7 +106,9 @@ func New(cfg Config, log *slog.Logger) (*Guard, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -236,7 +238,7 @@ func (g *Guard) subject(login string) (string, bool) {
 
 // CheckSender is called at MAIL FROM of an authenticated session; a
 // non-nil reply refuses the transaction.
-func (g *Guard) CheckSender(ctx context.Context, login string, client netip.Addr) *policy.Reply {
+func (g *Guard) CheckSender(ctx context.Context, login string, client netip.Addr) *smtpreply.Reply {
 	if g == nil {
 		return nil
 	}
@@ -323,7 +325,7 @@ func (g *Guard) over(c Counts, strict bool) string {
 	return ""
 }
 
-func (g *Guard) frozenReply() *policy.Reply {
+func (g *Guard) frozenReply() *smtpreply.Reply {
 	r := replyFrozen
 	if g.cfg.Trial {
 		r = replyTrial

@@ -399,11 +399,22 @@ func TestValidate(t *testing.T) {
 	if err := (Config{Enabled: true, Backend: BackendRedis, RedisURL: "http://x"}).Validate(); err == nil || !strings.Contains(err.Error(), "hijack.redis_url") {
 		t.Errorf("bad url: %v", err)
 	}
-	if err := (Config{Enabled: true}).Validate(); err != nil {
-		t.Errorf("defaults: %v", err)
+	valid := testConfig(t, newClock())
+	if err := valid.Validate(); err != nil {
+		t.Errorf("test config: %v", err)
 	}
-	if err := (Config{Enabled: true, Postmaster: "postmaster"}).Validate(); err != nil {
+	valid.Postmaster = "postmaster"
+	if err := valid.Validate(); err != nil {
 		t.Errorf("bare postmaster: %v", err)
+	}
+	// No defaults here (they are in default.toml): zero limits are refused,
+	// and a freeze that could not survive a restart too.
+	zero := Config{Enabled: true, Action: ActionFreeze, Backend: BackendMemory}
+	err = zero.Validate()
+	for _, want := range []string{"hijack.messages", "hijack.recipients", "hijack.window", "hijack.state_file", "hijack.notify_smtp", "hijack.notify_from"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("zero config: missing %q in %v", want, err)
+		}
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"vouch/policy"
+	"vouch/internal/smtpreply"
+	"vouch/internal/testutil"
 )
 
 // clock is a settable clock for the Guard.
@@ -39,7 +40,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // testConfig is an enabled memory-backend config in a temporary directory,
-// without admin socket or notification.
+// without admin socket or notification (no postmaster).
 func testConfig(t testing.TB, c *clock) Config {
 	t.Helper()
 	return Config{
@@ -48,6 +49,8 @@ func testConfig(t testing.TB, c *clock) Config {
 		Recipients: 500,
 		Window:     30 * time.Minute,
 		Action:     ActionTempfail,
+		NotifySMTP: "127.0.0.1:25",
+		NotifyFrom: "vouch@localhost",
 		StateFile:  filepath.Join(t.TempDir(), "frozen.json"),
 		Backend:    BackendMemory,
 		Now:        c.Now,
@@ -67,30 +70,13 @@ func newGuard(t testing.TB, cfg Config) *Guard {
 // testLogger collects the log; a failing test shows it. Writes after the
 // test (go-redis's global logger) only go to the buffer.
 func testLogger(t testing.TB) *slog.Logger {
-	b := &logBuffer{}
+	b := &testutil.LogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() || testing.Verbose() {
 			t.Logf("log:\n%s", b.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func ctx() context.Context { return context.Background() }
@@ -101,7 +87,7 @@ var ip2 = netip.MustParseAddr("2001:db8::25")
 // send runs one transaction: MAIL FROM check, then (if not refused) the
 // end of an accepted message with n recipients. It returns the refusal or
 // nil.
-func send(g *Guard, login string, ip netip.Addr, n int) *policy.Reply {
+func send(g *Guard, login string, ip netip.Addr, n int) *smtpreply.Reply {
 	if r := g.CheckSender(ctx(), login, ip); r != nil {
 		return r
 	}
@@ -113,7 +99,7 @@ func send(g *Guard, login string, ip netip.Addr, n int) *policy.Reply {
 	return nil
 }
 
-func replyString(r *policy.Reply) string {
+func replyString(r *smtpreply.Reply) string {
 	if r == nil {
 		return "ok"
 	}

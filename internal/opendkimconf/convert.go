@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"vouch/internal/config"
-	"vouch/milter"
+	"vouch/internal/sockaddr"
 )
 
 // Item is an OpenDKIM setting that vouch does not take over, with the
@@ -183,7 +183,7 @@ func (c *converter) socket() {
 		}
 		return
 	}
-	addr, err := milter.ParseAddress(s.Value)
+	addr, err := sockaddr.Parse(s.Value)
 	if err != nil {
 		c.drop("Socket", s, true, fmt.Sprintf("vouch cannot use it (%v): vouch listens on its default, inet:8891@localhost", err))
 		if umSet {

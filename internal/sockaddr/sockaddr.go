@@ -1,23 +1,49 @@
-package milter
+// Package sockaddr reads and opens milter sockets as OpenDKIM and Postfix
+// write them: inet:PORT@HOST, inet6:PORT@[HOST], unix:/path (or local:,
+// or a bare path), and Postfix's inet:HOST:PORT, so that a value copied
+// from opendkim.conf's Socket or main.cf's smtpd_milters works as vouch's
+// listen. It knows nothing about the milter protocol: the config checks
+// the syntax with it, the daemon listens with it, and milterbench dials
+// what it parsed.
+package sockaddr
 
 import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 )
 
-// Address is a parsed milter socket specification.
+// Address is a parsed socket specification.
 type Address struct {
-	Network string // "tcp4", "tcp6", "tcp" or "unix"
+	Network string // "tcp4", "tcp6" or "unix"
 	Addr    string // host:port or a path
 }
 
-func (a Address) String() string { return a.Network + ":" + a.Addr }
+// String is the address in OpenDKIM's syntax; Parse reads it back to the
+// same Address.
+func (a Address) String() string {
+	if a.Network == "unix" {
+		return "unix:" + a.Addr
+	}
+	host, port, err := net.SplitHostPort(a.Addr)
+	if err != nil {
+		return a.Network + ":" + a.Addr
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	proto := "inet"
+	if a.Network == "tcp6" {
+		proto = "inet6"
+	}
+	return proto + ":" + port + "@" + host
+}
 
-// ParseAddress reads OpenDKIM's socket syntax (opendkim.conf(5) Socket):
+// Parse reads OpenDKIM's socket syntax (opendkim.conf(5) Socket):
 //
 //	inet:PORT@HOST     IPv4 on HOST (a name, an address or [address])
 //	inet:PORT          IPv4, all addresses
@@ -27,7 +53,7 @@ func (a Address) String() string { return a.Network + ":" + a.Addr }
 //
 // It also takes Postfix's spelling of the same socket (inet:HOST:PORT), so
 // that a value copied from main.cf's smtpd_milters works too.
-func ParseAddress(spec string) (Address, error) {
+func Parse(spec string) (Address, error) {
 	spec = strings.TrimSpace(spec)
 	proto, rest, ok := strings.Cut(spec, ":")
 	if !ok || strings.HasPrefix(spec, "/") {
@@ -69,9 +95,30 @@ func ParseAddress(spec string) (Address, error) {
 		if host == "" && network == "tcp6" {
 			host = "::"
 		}
-		return Address{network, net.JoinHostPort(host, port)}, nil
+		if !validHost(host) {
+			return Address{}, fmt.Errorf("socket %q: bad host %q (want a host name or an IP address)", spec, host)
+		}
+		return Address{network, net.JoinHostPort(host, strconv.Itoa(n))}, nil
 	}
 	return Address{}, fmt.Errorf("socket %q: unknown type %q (want inet, inet6, unix or local)", spec, proto)
+}
+
+// validHost accepts an IP address or a host name made of letters, digits,
+// hyphens, underscores and dots: anything else (brackets, spaces, a second
+// @) is a typo that would only fail later, at listen.
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Listen opens the socket. A stale unix socket file left by a crashed
