@@ -49,7 +49,7 @@ func dialTarget(a milter.Address) (network, addr string) {
 // "{ inet:host:port, connect_timeout=10s }" form gives its first element.
 func milterEntries(v string) []string {
 	var out []string
-	for v = strings.TrimSpace(v); v != ""; v = strings.TrimLeft(v, ", \t\n") {
+	for v = strings.TrimLeft(v, ", \t\n"); v != ""; v = strings.TrimLeft(v, ", \t\n") {
 		if strings.HasPrefix(v, "{") {
 			end := strings.Index(v, "}")
 			if end < 0 {
