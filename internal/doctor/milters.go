@@ -51,14 +51,10 @@ func milterEntries(v string) []string {
 	var out []string
 	for v = strings.TrimLeft(v, ", \t\n"); v != ""; v = strings.TrimLeft(v, ", \t\n") {
 		if strings.HasPrefix(v, "{") {
-			end := strings.Index(v, "}")
-			if end < 0 {
-				end = len(v) - 1
-			}
-			inner := strings.TrimSpace(v[1:end])
+			inner, rest, _ := strings.Cut(v[1:], "}") // an unclosed brace takes the rest
 			first, _, _ := strings.Cut(inner, ",")
 			out = append(out, strings.TrimSpace(first))
-			v = v[end+1:]
+			v = rest
 			continue
 		}
 		end := strings.IndexAny(v, ", \t\n")
