@@ -35,7 +35,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 pkg=$stage/vouch
 install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/sbin" "$pkg/lib/systemd/system" \
-	"$pkg/etc/vouch" "$pkg/usr/share/doc/vouch/examples"
+	"$pkg/usr/share/doc/vouch/examples"
 
 # The fast build by default: RSA-2048 signatures cost about half as much
 # with BoringCrypto as with pure Go (bench/README.md). CRYPTO=go gives a
@@ -53,11 +53,17 @@ chmod 0755 "$pkg/usr/sbin/vouch"
 
 install -m 0644 "$root/contrib/systemd/vouch.service" "$pkg/lib/systemd/system/vouch.service"
 
-# /etc/vouch/vouch.toml documents the embedded defaults and changes
-# nothing: every setting is commented out, the comments are kept.
+# The configuration is shipped as an example, not as a conffile: postinst
+# copies it to /etc/vouch/vouch.toml when that file does not exist and
+# never touches it again. It documents the embedded defaults (every
+# setting commented out) and so changes with every release; as a conffile,
+# any local edit would make dpkg stop at its "install the maintainer's
+# version?" prompt on upgrade, which fails outright without a terminal
+# (unattended-upgrades, Ansible, dpkg -i </dev/null).
 {
-	cat <<'EOF'
-# /etc/vouch/vouch.toml: vouch's configuration.
+	cat <<EOF
+# /etc/vouch/vouch.toml: vouch's configuration (created from vouch $version's
+# /usr/share/doc/vouch/examples/vouch.toml; upgrades leave it alone).
 #
 # vouch has every setting built in; this file only needs what you change.
 # Below are the built-in defaults, commented out: uncomment a setting and
@@ -67,18 +73,17 @@ install -m 0644 "$root/contrib/systemd/vouch.service" "$pkg/lib/systemd/system/v
 
 EOF
 	awk '/^[[:space:]]*(#|$)/ { print; next } { print "#" $0 }' "$root/internal/config/default.toml"
-} >"$pkg/etc/vouch/vouch.toml"
-chmod 0644 "$pkg/etc/vouch/vouch.toml"
+} >"$pkg/usr/share/doc/vouch/examples/vouch.toml"
+chmod 0644 "$pkg/usr/share/doc/vouch/examples/vouch.toml"
 
 install -m 0644 "$root/README.md" "$pkg/usr/share/doc/vouch/README.md"
-for f in postfix/main.cf.snippet opendkim/README.md sendmail/README.md zimbra/README.md; do
+for f in postfix/main.cf.snippet opendkim/README.md sendmail/README.md zimbra/README.md runit/run runit/log/run; do
 	if [ -f "$root/contrib/$f" ]; then
 		install -m 0644 "$root/contrib/$f" "$pkg/usr/share/doc/vouch/examples/${f//\//-}"
 	fi
 done
 
 install -m 0755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm" "$pkg/DEBIAN/"
-echo /etc/vouch/vouch.toml >"$pkg/DEBIAN/conffiles"
 (cd "$pkg" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
 
 maintainer="${DEBFULLNAME:-vouch maintainers} <${DEBEMAIL:-root@localhost}>"

@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"vouch/internal/testutil"
+
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"vouch/internal/config"
 )
@@ -48,31 +53,24 @@ func TestDebianPackage(t *testing.T) {
 		return string(out)
 	}
 
-	const version = "0.0.0~e2e1"
-	build := exec.Command("../packaging/build-deb.sh", version, t.TempDir())
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "GOFLAGS=") { // -race cannot build a static binary
-			build.Env = append(build.Env, e)
-		}
-	}
-	outb, err := build.CombinedOutput()
-	if err != nil {
-		t.Fatalf("build-deb.sh: %v\n%s", err, outb)
-	}
-	out := string(outb)
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	deb := lines[len(lines)-1]
+	const version, upgrade = "0.0.0~e2e1", "0.0.0~e2e2"
+	deb := buildDeb(t, version)
 	if got := run(t, "dpkg-deb", "-f", deb, "Package", "Version", "Depends"); !strings.Contains(got, "Package: vouch") || !strings.Contains(got, "Version: "+version) {
 		t.Fatalf("control fields:\n%s", got)
 	}
 	contents := run(t, "dpkg-deb", "-c", deb)
-	for _, path := range []string{"./usr/sbin/vouch", "./lib/systemd/system/vouch.service", "./etc/vouch/vouch.toml", "./usr/share/doc/vouch/README.md"} {
+	for _, path := range []string{"./usr/sbin/vouch", "./lib/systemd/system/vouch.service", "./usr/share/doc/vouch/examples/vouch.toml", "./usr/share/doc/vouch/README.md", "./usr/share/doc/vouch/examples/runit-run"} {
 		if !strings.Contains(contents, " "+path+"\n") {
 			t.Errorf("%s is not in the package:\n%s", path, contents)
 		}
 	}
-	for _, f := range []string{"postinst", "prerm", "postrm", "conffiles", "md5sums"} {
+	for _, f := range []string{"postinst", "prerm", "postrm", "md5sums"} {
 		run(t, "dpkg-deb", "-I", deb, f)
+	}
+	// The configuration is no conffile (see build-deb.sh): nothing for
+	// dpkg to ask about on upgrade.
+	if out, err := exec.Command("dpkg-deb", "-I", deb, "conffiles").CombinedOutput(); err == nil {
+		t.Errorf("the package has conffiles:\n%s", out)
 	}
 
 	t.Cleanup(func() {
@@ -86,6 +84,8 @@ func TestDebianPackage(t *testing.T) {
 			exec.Command("delgroup", "--system", "vouch").Run()
 		}
 	})
+	// Stdin is /dev/null, as under unattended-upgrades or Ansible: a
+	// dpkg prompt would fail the installation.
 	installed := run(t, "dpkg", "-i", deb)
 	t.Logf("dpkg -i:\n%s", installed)
 
@@ -103,8 +103,8 @@ func TestDebianPackage(t *testing.T) {
 		if def := config.Default(); !reflect.DeepEqual(cfg, def) {
 			t.Errorf("/etc/vouch/vouch.toml changes the defaults:\n%+v\n%+v", cfg, def)
 		}
-		if got := run(t, "dpkg-query", "-W", "-f=${Conffiles}", "vouch"); !strings.Contains(got, "/etc/vouch/vouch.toml") {
-			t.Errorf("conffiles: %q", got)
+		if shipped, _ := os.ReadFile("/usr/share/doc/vouch/examples/vouch.toml"); !bytes.Equal(shipped, mustRead(t, "/etc/vouch/vouch.toml")) {
+			t.Error("/etc/vouch/vouch.toml is not the shipped example")
 		}
 		// No key configured: installed, not enabled (see postinst).
 		if _, err := os.Lstat("/etc/systemd/system/multi-user.target.wants/vouch.service"); err == nil {
@@ -163,25 +163,71 @@ func TestDebianPackage(t *testing.T) {
 		run(t, "runuser", "-u", "vouch", "--", "/usr/sbin/vouch", "serve", "-check", "-config", conf)
 	})
 
-	t.Run("reinstall keeps the admin's configuration", func(t *testing.T) {
-		conf, err := os.ReadFile("/etc/vouch/vouch.toml")
+	t.Run("socket directory in Postfix's chroot", func(t *testing.T) {
+		if _, err := user.LookupGroup("postfix"); err != nil {
+			t.Skip("no postfix group here")
+		}
+		if out := run(t, "id", "-nG", "vouch"); !slices.Contains(strings.Fields(out), "postfix") {
+			t.Errorf("vouch is not in group postfix: %s", out)
+		}
+		fi, err := os.Stat("/var/spool/postfix/vouch")
 		if err != nil {
 			t.Fatal(err)
 		}
-		changed := append(conf, []byte("\n# changed by the admin\n")...)
+		pf, _ := user.LookupGroup("postfix")
+		u, _ := user.Lookup("vouch")
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != 0o750 || fmt.Sprint(st.Uid) != u.Uid || fmt.Sprint(st.Gid) != pf.Gid {
+			t.Errorf("/var/spool/postfix/vouch: %v uid %d gid %d, want 0750 vouch:postfix", fi.Mode(), st.Uid, st.Gid)
+		}
+		// The vouch user makes its socket there, with group postfix.
+		conf := "/etc/vouch/e2e-socket.toml"
+		defer os.Remove(conf)
+		write(t, conf, "listen = \"unix:/var/spool/postfix/vouch/vouch.sock\"\nsocket_group = \"postfix\"\nsocket_mode = \"0660\"\n[screen]\nenabled = false\n")
+		cmd := exec.Command("setpriv", "--reuid=vouch", "--regid=vouch", "--init-groups", "/usr/sbin/vouch", "serve", "-config", conf)
+		var logs testutil.LogBuffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			fi, err := os.Stat("/var/spool/postfix/vouch/vouch.sock")
+			if err == nil && fi.Mode().Perm() == 0o660 && fmt.Sprint(fi.Sys().(*syscall.Stat_t).Gid) == pf.Gid {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no socket with group postfix and mode 0660: %v %v\n%s", fi, err, logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("upgrade keeps the admin's configuration without asking", func(t *testing.T) {
+		changed := append(mustRead(t, "/etc/vouch/vouch.toml"), []byte("\n# changed by the admin\n")...)
 		if err := os.WriteFile("/etc/vouch/vouch.toml", changed, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		run(t, "dpkg", "-i", deb)
-		if got, _ := os.ReadFile("/etc/vouch/vouch.toml"); string(got) != string(changed) {
-			t.Error("reinstalling replaced the changed conffile")
+		next := buildDeb(t, upgrade)
+		// The shipped example differs between the two versions: as a
+		// conffile, the local change would stop dpkg at a prompt.
+		out := run(t, "dpkg", "-i", next)
+		if strings.Contains(out, "Configuration file") {
+			t.Errorf("dpkg asked about the configuration:\n%s", out)
+		}
+		if got := run(t, "dpkg-query", "-W", "-f=${Version}", "vouch"); got != upgrade {
+			t.Errorf("installed version %q, want %s", got, upgrade)
+		}
+		if got := mustRead(t, "/etc/vouch/vouch.toml"); !bytes.Equal(got, changed) {
+			t.Error("the upgrade replaced the changed configuration")
 		}
 		run(t, "/usr/sbin/vouch", "serve", "-check", "-config", "/etc/vouch/vouch.toml")
 	})
 
 	t.Run("purge", func(t *testing.T) {
 		out := run(t, "dpkg", "--purge", "vouch")
-		for _, gone := range []string{"/usr/sbin/vouch", "/etc/vouch/vouch.toml", "/lib/systemd/system/vouch.service", "/var/lib/vouch"} {
+		for _, gone := range []string{"/usr/sbin/vouch", "/etc/vouch/vouch.toml", "/lib/systemd/system/vouch.service", "/var/lib/vouch", "/var/spool/postfix/vouch"} {
 			if _, err := os.Stat(gone); err == nil {
 				t.Errorf("%s is still there after purge", gone)
 			}
@@ -194,4 +240,30 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("purge does not mention the keys left behind:\n%s", out)
 		}
 	})
+}
+
+// buildDeb runs packaging/build-deb.sh and returns the .deb's path.
+func buildDeb(t *testing.T, version string) string {
+	t.Helper()
+	build := exec.Command("../packaging/build-deb.sh", version, t.TempDir())
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "GOFLAGS=") { // -race cannot build a static binary
+			build.Env = append(build.Env, e)
+		}
+	}
+	out, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-deb.sh: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+func mustRead(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

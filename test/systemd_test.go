@@ -25,7 +25,7 @@ func TestSystemdUnit(t *testing.T) {
 	text := string(unit)
 	for _, want := range []string{"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "User=vouch", "NoNewPrivileges=yes",
 		"ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n", "RestrictAddressFamilies=",
-		"SystemCallFilter=@system-service", "RuntimeDirectory=vouch", "SupplementaryGroups=postfix"} {
+		"SystemCallFilter=@system-service", "RuntimeDirectory=vouch", "ReadWritePaths=-/etc/vouch/whitelist -/var/spool/postfix/vouch"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("unit lacks %q", want)
 		}

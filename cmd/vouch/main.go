@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"sync":    {runSync, "download the whitelist files from [whitelist.sync] once"},
 	"version": {runVersion, "print version information"},
 	"check":   {checkCommand, "check a sending domain's SPF, DKIM, DMARC, MX and PTR records"},
+	"doctor":  {doctorCommand, "check how Postfix or Sendmail is wired to vouch, then sign a test message through it"},
 	"testkey": {testkeyCommand, "check that published DKIM keys match the private keys (like opendkim-testkey)"},
 	"keys":    {keysCommand, "list signing keys: age, size, DNS record, rotation to the next key, what to publish now"},
 

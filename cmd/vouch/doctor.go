@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"vouch/internal/daemon"
+	"vouch/internal/doctor"
+)
+
+func doctorCommand(args []string) int { return runDoctor(args, os.Stdout) }
+
+// runDoctor is `vouch doctor`: is the MTA wired to vouch so that every
+// message is signed and screened? Exit 0 all good, 1 warnings, 2
+// failures, 3 usage or configuration error.
+func runDoctor(args []string, stdout io.Writer) int {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	configPath := fs.String("config", "", "vouch's config file (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
+	pfDir := fs.String("postfix-config", "", "Postfix's config directory, as postconf -c DIR (default: postconf's own, /etc/postfix)")
+	postconf := fs.String("postconf", "postconf", "the postconf binary (Zimbra: /opt/zimbra/common/sbin/postconf)")
+	sendmailCF := fs.String("sendmail-cf", "", "check Sendmail instead: its sendmail.mc or sendmail.cf with the INPUT_MAIL_FILTER line")
+	noSelfTest := fs.Bool("no-selftest", false, "skip the live self-test (a signed message per domain through vouch's socket)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: vouch doctor [-config FILE] [-postfix-config DIR] [-postconf PATH] [-sendmail-cf FILE] [-no-selftest] [-json]\n\n"+
+			"Checks how the MTA is wired to vouch: Postfix's smtpd_milters and\n"+
+			"non_smtpd_milters reach vouch's socket as each (chrooted) service sees the\n"+
+			"path, master.cf -o overrides that bypass it, milter_default_action,\n"+
+			"milter_protocol and timeouts against vouch's budgets, internal hosts\n"+
+			"against mynetworks, open relay, SMTP AUTH on submission, TLS; then sends\n"+
+			"one message per signing domain through vouch's socket as Postfix does and\n"+
+			"verifies its signature (against DNS, or the local key if DNS is down).\n"+
+			"With -sendmail-cf it checks Sendmail's INPUT_MAIL_FILTER instead.\n\n"+
+			"Exit status: 0 all good, 1 warnings, 2 failures, 3 usage or configuration error.\n\n"+
+			"Example (Debian): vouch doctor -config /etc/vouch/vouch.toml -postfix-config /etc/postfix\n"+
+			"Zimbra:  vouch doctor -postconf /opt/zimbra/common/sbin/postconf -postfix-config /opt/zimbra/common/conf\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 3
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "vouch doctor: unexpected argument %q\n", fs.Arg(0))
+		return 3
+	}
+	cfg, err := daemon.Load(*configPath)
+	if err != nil {
+		return fail("doctor", err, 3)
+	}
+	res, err := configResolver(cfg)
+	if err != nil {
+		return fail("doctor", err, 3)
+	}
+	opts := doctor.Options{Config: cfg, Postconf: *postconf, PostfixDir: *pfDir, SendmailCF: *sendmailCF, SelfTest: !*noSelfTest, Resolver: res}
+	if *sendmailCF != "" && *pfDir == "" {
+		opts.Postconf = "" // Sendmail only
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep := doctor.Run(ctx, opts)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printDoctorReport(stdout, rep)
+	}
+	return rep.Exit
+}
+
+func printDoctorReport(w io.Writer, rep doctor.Report) {
+	fmt.Fprintf(w, "vouch doctor: vouch config %s", rep.Config)
+	if rep.Postfix != "" {
+		fmt.Fprintf(w, ", Postfix config %s", rep.Postfix)
+	}
+	if rep.SendmailCF != "" {
+		fmt.Fprintf(w, ", Sendmail %s", rep.SendmailCF)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	symbol := map[string]string{doctor.OK: "✓", doctor.Warn: "!", doctor.Fail: "✗"}
+	count := map[string]int{}
+	for _, it := range rep.Items {
+		count[it.Status]++
+		fmt.Fprintf(w, "%s %s: %s\n", symbol[it.Status], it.Title, it.Message)
+		if it.Fix != "" {
+			fmt.Fprintf(w, "    fix: %s\n", it.Fix)
+		}
+	}
+	fmt.Fprintf(w, "\nresult: %s (%d ok, %d warnings, %d failures)\n", rep.Result, count[doctor.OK], count[doctor.Warn], count[doctor.Fail])
+}
