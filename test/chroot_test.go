@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"vouch/internal/testutil"
 
 	"fmt"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vouch/internal/testutil"
 )
 
 // chrootMilter is the milter socket as README and contrib/postfix give it

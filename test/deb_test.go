@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"vouch/internal/testutil"
 
 	"bytes"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"vouch/internal/config"
+	"vouch/internal/testutil"
 )
 
 // TestDebianPackage builds the package with packaging/build-deb.sh,
