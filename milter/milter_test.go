@@ -71,8 +71,9 @@ func newTestbed(t testing.TB, screen *policy.Config) *testbed {
 	return newTestbedLimits(t, screen, Limits{ReadTimeout: time.Minute})
 }
 
-// newTestbedLimits is newTestbed with the server's limits.
-func newTestbedLimits(t testing.TB, screen *policy.Config, limits Limits) *testbed {
+// newTestbedLimits is newTestbed with the server's limits; opts change the
+// environment before the server starts.
+func newTestbedLimits(t testing.TB, screen *policy.Config, limits Limits, opts ...func(*Env, *resolver.Resolver)) *testbed {
 	t.Helper()
 	dir := t.TempDir()
 	dns := dnstest.New(t)
@@ -104,6 +105,9 @@ func newTestbedLimits(t testing.TB, screen *policy.Config, limits Limits) *testb
 	env := &Env{Signer: sg, MaxHeaders: 1 << 20, Log: slog.New(slog.NewTextHandler(logs, nil)), AuthservID: "mx.example.test"}
 	if screen != nil {
 		env.Screener = policy.NewScreener(screen, res, nil)
+	}
+	for _, o := range opts {
+		o(env, res)
 	}
 	srv := NewServer(env, limits)
 	ln := testutil.Serve(t, srv, "tcp", "127.0.0.1:0")
@@ -303,6 +307,46 @@ func TestAuthResultsForInbound(t *testing.T) {
 	for _, m := range r.Mods {
 		if m.Type == gomilter.ActionInsertHeader && m.HeaderName == "Authentication-Results" && m.HeaderIndex != 0 {
 			t.Errorf("Authentication-Results inserted at index %d, want 0", m.HeaderIndex)
+		}
+	}
+}
+
+// TestInboundLogNamesFromDomain: the log line of an inbound message names
+// the From domain DMARC evaluated, the one its Authentication-Results
+// gives as header.from (it logged from_domain="" before).
+func TestInboundLogNamesFromDomain(t *testing.T) {
+	withVerify := func(env *Env, res *resolver.Resolver) {
+		env.Verify = &Verification{Config: verify.Config{Resolver: res, Budget: time.Second}}
+	}
+	tb := newTestbedLimits(t, nil, Limits{ReadTimeout: time.Minute}, withVerify)
+	tb.dns.MustAdd(`_dmarc.example.test. 300 IN TXT "v=DMARC1; p=none"`)
+	for _, tc := range []struct{ from, domain, dmarc string }{
+		{"Alice <alice@example.test>", "example.test", "dmarc=fail"},
+		{"bob@Sub.Remote.TEST", "sub.remote.test", "dmarc=none"},
+	} {
+		raw := "From: " + tc.from + "\nTo: x@example.test\nSubject: hi\nMessage-ID: <" + tc.domain + "@x>\n\nbody\n"
+		headers, body := mtaclient.Split([]byte(raw))
+		r := tb.send(t, &mtaclient.Message{ClientIP: "198.51.100.7", HELO: "mail.remote.test", From: "x@remote.test", Headers: headers, Body: strings.NewReader(string(body))})
+		if !r.Accepted() {
+			t.Fatalf("%s: not accepted: %v", tc.from, r.Action)
+		}
+		ar := ""
+		for _, h := range r.Headers {
+			if h.Name == "Authentication-Results" {
+				ar = strings.Join(strings.Fields(h.Value), " ")
+			}
+		}
+		if !strings.Contains(ar, tc.dmarc) || !strings.Contains(ar, "header.from="+tc.domain) {
+			t.Errorf("%s: Authentication-Results %q, want %s header.from=%s", tc.from, ar, tc.dmarc, tc.domain)
+		}
+		var line string
+		for _, l := range strings.Split(tb.logs.String(), "\n") {
+			if strings.Contains(l, "msg=message") && strings.Contains(l, "dmarc="+strings.TrimPrefix(tc.dmarc, "dmarc=")) {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "from_domain="+tc.domain+" ") {
+			t.Errorf("%s: log line %q, want from_domain=%s", tc.from, line, tc.domain)
 		}
 	}
 }

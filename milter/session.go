@@ -386,6 +386,9 @@ func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, 
 	if s.verifier != nil {
 		results = s.verifier.Finish()
 		s.verifier = nil
+		// The log line names the From domain DMARC evaluated, the
+		// Authentication-Results header's header.from.
+		s.fromDom = results.DMARC.FromDomain
 		v := s.env.Verify
 		entry, allow := policy.Allowlisted(v.Allowlist, s.ip, results)
 		d = policy.DecideMessage(v.Policy, results, allow, v.Mode)

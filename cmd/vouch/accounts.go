@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,41 +20,37 @@ import (
 // in memory and must drop a freeze there at once (see internal/hijack's
 // admin.go).
 func runAccounts(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		accountsUsage(os.Stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	sub, maxArgs := "", 0
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("accounts "+sub, flag.ContinueOnError)
+	if sub == "release" {
+		maxArgs = 1
+	}
+	fs := stdFlags(strings.TrimSpace("accounts "+sub), help{
+		usage: "vouch accounts list [-config FILE] [-socket PATH] [-json]\n" +
+			"vouch accounts release [-config FILE] [-socket PATH] LOGIN",
+		about: "Talks to the running daemon over [hijack] admin_socket (hijack detection):\n" +
+			"list     the messages and recipients each SMTP-authenticated login sent in the\n" +
+			"         sliding window, and the frozen accounts\n" +
+			"release  unfreeze LOGIN and clear its counters",
+		exits:   "0 done\n1 the daemon could not be reached or refused",
+		example: "vouch accounts release alice@example.com",
+		maxArgs: maxArgs,
+	})
 	configPath := fs.String("config", "", "config file whose [hijack] admin_socket is used (default: /etc/vouch/vouch.toml)")
 	socket := fs.String("socket", "", "admin socket of the daemon (default: from the config, else "+config.Default().Hijack.AdminSocket+")")
 	asJSON := fs.Bool("json", false, "list: print the daemon's JSON reply")
-	fs.Usage = func() {
-		accountsUsage(fs.Output())
-		fmt.Fprintln(fs.Output(), "\nflags:")
-		fs.PrintDefaults()
-	}
-	// Flags may come before or after LOGIN.
-	parse := func(a []string) int {
-		if err := fs.Parse(a); errors.Is(err, flag.ErrHelp) {
-			return 0
-		} else if err != nil {
-			return 2
-		}
-		return -1
-	}
-	if code := parse(args[1:]); code >= 0 {
+	rest, code, ok := fs.parse(args)
+	switch {
+	case !ok:
 		return code
-	}
-	var rest []string
-	for fs.NArg() > 0 {
-		rest = append(rest, fs.Arg(0))
-		if code := parse(fs.Args()[1:]); code >= 0 {
-			return code
-		}
+	case sub == "":
+		return fs.usageError("a subcommand is required: list or release")
+	case sub != "list" && sub != "release":
+		return fs.usageError("unknown subcommand %q: list or release", sub)
+	case sub == "release" && len(rest) == 0:
+		return fs.usageError("LOGIN is required")
 	}
 	path := *socket
 	if path == "" {
@@ -73,21 +67,8 @@ func runAccounts(args []string) int {
 		if err := accountsRelease(ctx, os.Stdout, path, rest[0]); err != nil {
 			return fail("accounts release", err, 1)
 		}
-	default:
-		accountsUsage(os.Stderr)
-		return 2
 	}
 	return 0
-}
-
-func accountsUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: vouch accounts list [-config FILE] [-socket PATH] [-json]
-       vouch accounts release [-config FILE] [-socket PATH] LOGIN
-
-list     the messages and recipients each SMTP-authenticated login sent in the
-         sliding window, and the frozen accounts
-release  unfreeze LOGIN and clear its counters
-`)
 }
 
 // adminSocketFromConfig is the admin socket named by the [hijack] section

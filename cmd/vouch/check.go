@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -23,55 +22,36 @@ func checkCommand(args []string) int { return runCheck(args, os.Stdout, os.Stder
 // warnings, 2 failures (an unreachable DNS server is one), 3 usage or
 // configuration error; -h prints the help and exits 0.
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("check", help{
+		usage: "vouch check [-config FILE] [-ip ADDR] [-helo NAME] [-selector SEL] [-json] DOMAIN",
+		about: `Checks the DNS of a sending domain as receivers will see it: its SPF record
+(syntax, the 10-lookup limit, the all it ends in, and with -ip whether that
+address may send), the DKIM records of the configured keys (published, and
+the public half of the local key), the DMARC policy, reports and alignment,
+the MX, and with -ip the PTR (forward-confirmed) and HELO name of the
+sending server. Each finding is printed with the record to publish to fix it.`,
+		exits:     "0 all good\n1 warnings\n2 failures (also when no DNS server answers)\n3 the configuration is invalid",
+		example:   "vouch check -ip 192.0.2.1 example.com",
+		maxArgs:   1,
+		usageCode: 3,
+	}, stdout, stderr)
 	configPath := fs.String("config", "", "config file: DNS servers and signing keys (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
 	ipFlag := fs.String("ip", "", "the address the domain's mail is sent from: SPF is evaluated for it and its PTR checked")
 	helo := fs.String("helo", "", "the HELO name the server sends (default: the PTR name of -ip)")
 	selector := fs.String("selector", "", "check this DKIM selector (default: the configured keys of DOMAIN)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: vouch check [-config FILE] [-ip ADDR] [-helo NAME] [-selector SEL] [-json] DOMAIN
-
-Checks the DNS of a sending domain as receivers will see it: its SPF record
-(syntax, the 10-lookup limit, the all it ends in, and with -ip whether that
-address may send), the DKIM records of the configured keys (published, and
-the public half of the local key), the DMARC policy, reports and alignment,
-the MX, and with -ip the PTR (forward-confirmed) and HELO name of the
-sending server. Each finding is printed with the record to publish to fix it.
-
-Exit status: 0 all good, 1 warnings, 2 failures (also when no DNS server
-answers), 3 usage or configuration error.
-
-Example:
-  vouch check -ip 192.0.2.1 example.com
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(fs, args); done {
+	rest, code, ok := fs.parse(args)
+	if !ok {
 		return code
 	}
-	// The domain may come before the flags, too.
-	rest := fs.Args()
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		if code, done := parseFlags(fs, rest[1:]); done {
-			return code
-		}
-		rest = append([]string{rest[0]}, fs.Args()...)
-	}
-	if len(rest) != 1 {
-		fmt.Fprintf(stderr, "vouch check: want exactly one DOMAIN, got %d arguments\n\n", len(rest))
-		fs.Usage()
-		return 3
+	if len(rest) == 0 {
+		return fs.usageError("DOMAIN is required")
 	}
 	var ip netip.Addr
 	if *ipFlag != "" {
 		var err error
 		if ip, err = netip.ParseAddr(*ipFlag); err != nil {
-			fmt.Fprintf(stderr, "vouch check: -ip %q is not an IP address\n", *ipFlag)
-			return 3
+			return fs.usageError("-ip %q is not an IP address", *ipFlag)
 		}
 	}
 	cfg, err := daemon.Load(*configPath)
@@ -100,18 +80,6 @@ Flags:
 		printCheckReport(stdout, rep)
 	}
 	return rep.Exit
-}
-
-// parseFlags parses args; done says the command ends with code: 0 for
-// -h, 3 for a bad flag.
-func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
-	switch err := fs.Parse(args); {
-	case err == flag.ErrHelp:
-		return 0, true
-	case err != nil:
-		return 3, true
-	}
-	return 0, false
 }
 
 // printCheckReport prints the report for a person: one line per item

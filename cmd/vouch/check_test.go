@@ -272,13 +272,13 @@ func TestCheckUnreachableResolver(t *testing.T) {
 // TestCheckHelp: -h says what the command does, its flags, exit codes and
 // an example, and exits 0.
 func TestCheckHelp(t *testing.T) {
-	var stderr bytes.Buffer
-	if exit := runCheck([]string{"-h"}, io.Discard, &stderr); exit != 0 {
+	var stdout bytes.Buffer
+	if exit := runCheck([]string{"-h"}, &stdout, io.Discard); exit != 0 {
 		t.Fatalf("-h: exit %d", exit)
 	}
-	for _, want := range []string{"usage: vouch check", "Checks the DNS of a sending domain", "Exit status: 0 all good, 1 warnings, 2 failures", "Example:\n  vouch check -ip", "-selector", "-json"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("-h output lacks %q:\n%s", want, stderr.String())
+	for _, want := range []string{"usage: vouch check", "Checks the DNS of a sending domain", "Exit codes:\n  0 all good\n  1 warnings\n  2 failures", "Example:\n  vouch check -ip", "-selector", "-json"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, stdout.String())
 		}
 	}
 }

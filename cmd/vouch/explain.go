@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -16,21 +15,27 @@ import (
 // prints how it came about. Exit status: 0 accept, 1 tempfail, 2 reject,
 // 3 usage or configuration error.
 func runExplain(args []string) int {
-	fs := flag.NewFlagSet("explain", flag.ExitOnError)
+	fs := stdFlags("explain", help{
+		usage:     "vouch explain -ip ADDR [-helo NAME] [-from ADDR] [-auth] [-config FILE]",
+		about:     "Runs the inbound screen's decision once for a made-up client and prints how it came about, step by step.",
+		exits:     "0 accept\n1 tempfail\n2 reject\n3 the configuration is invalid",
+		example:   "vouch explain -ip 192.0.2.1 -helo mail.example.com -from alice@example.com",
+		usageCode: 3,
+	})
 	ipFlag := fs.String("ip", "", "client IP address (required)")
 	helo := fs.String("helo", "", "HELO/EHLO name the client sends")
 	from := fs.String("from", "", "MAIL FROM address (empty: the null sender <>)")
 	auth := fs.Bool("auth", false, "the client authenticated with SMTP AUTH")
 	configPath := fs.String("config", "", "config file (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vouch explain -ip ADDR [-helo NAME] [-from ADDR] [-auth] [-config FILE]\n\nExit status: 0 accept, 1 tempfail, 2 reject.\n\n")
-		fs.PrintDefaults()
+	if _, code, ok := fs.parse(args); !ok {
+		return code
 	}
-	fs.Parse(args)
+	if *ipFlag == "" {
+		return fs.usageError("-ip ADDR is required")
+	}
 	ip, err := netip.ParseAddr(*ipFlag)
-	if err != nil || fs.NArg() > 0 {
-		fs.Usage()
-		return 3
+	if err != nil {
+		return fs.usageError("-ip %q is not an IP address", *ipFlag)
 	}
 	cfg, err := daemon.Load(*configPath)
 	if err != nil {

@@ -2,18 +2,27 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"vouch/internal/config"
+	"vouch/internal/mailtext"
 	"vouch/signer"
 )
 
 func runGenkey(args []string) int {
-	fs := flag.NewFlagSet("genkey", flag.ExitOnError)
+	fs := stdFlags("genkey", help{
+		usage: "vouch genkey -d DOMAIN [-s SELECTOR] [-D DIR] [-b BITS] [-t rsa|ed25519]\n" +
+			"vouch genkey -next -d DOMAIN [-config FILE] [-t rsa|ed25519] [-D DIR]",
+		about: "Writes SELECTOR.private (mode 0600) and SELECTOR.txt (the DNS record), as opendkim-genkey does.\n" +
+			"RSA keys have at least 1024 bits (below 2048 is warned about: receivers such as Gmail want 2048).\n" +
+			"With -next, the key is the successor of the domain's current key: see README \"Rotating keys\".",
+		exits:   "0 key written\n1 a file exists (use -f) or could not be written",
+		example: "vouch genkey -d example.com -s mail -D /etc/vouch/keys/example.com",
+	})
 	domain := fs.String("d", "", "domain the key signs for (required)")
 	selector := fs.String("s", "default", "selector")
 	dir := fs.String("D", ".", "directory for SELECTOR.private and SELECTOR.txt")
@@ -25,24 +34,31 @@ func runGenkey(args []string) int {
 	force := fs.Bool("f", false, "overwrite existing files")
 	next := fs.Bool("next", false, "make the next key of the domain's [[signing.key]] for a rotation: the selector comes from the date\n(rotation.selector_pattern, \"-ed\" added for ed25519), DIR defaults to the current key's directory, and\nthe two config lines to add are printed")
 	configPath := fs.String("config", "", "with -next: the config file (default: /etc/vouch/vouch.toml if it exists)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vouch genkey -d DOMAIN [-s SELECTOR] [-D DIR] [-b BITS] [-t rsa|ed25519]\n"+
-			"       vouch genkey -next -d DOMAIN [-config FILE] [-t rsa|ed25519] [-D DIR]\n\n"+
-			"Writes SELECTOR.private (mode 0600) and SELECTOR.txt (the DNS record), as opendkim-genkey does.\n"+
-			"With -next, the key is the successor of the domain's current key: see README \"Rotating keys\".\n\n")
-		fs.PrintDefaults()
+	if _, code, ok := fs.parse(args); !ok {
+		return code
 	}
-	fs.Parse(args)
-	if *domain == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return 2
+	if *domain == "" {
+		return fs.usageError("-d DOMAIN is required")
+	}
+	d, err := mailtext.AuthorDomain(*domain)
+	if err != nil {
+		return fs.usageError("-d: %s", strings.TrimPrefix(err.Error(), "From "))
+	}
+	*domain = d
+	if *alg == "rsa" && *bits < signer.MinRSABits {
+		return fs.usageError("-b %d: RSA keys need at least %d bits (RFC 8301)", *bits, signer.MinRSABits)
 	}
 	var nextCfg *config.Config
 	if *next {
-		var err error
-		if nextCfg, err = nextKeyFlags(fs, *configPath, *domain, *alg, selector, dir, time.Now()); err != nil {
+		if nextCfg, err = nextKeyFlags(fs.FlagSet, *configPath, *domain, *alg, selector, dir, time.Now()); err != nil {
 			return fail("genkey", err, 2)
 		}
+	}
+	if !validSelector(*selector) {
+		return fs.usageError("-s %q is not a valid selector (DNS labels of letters, digits and hyphens, 63 octets at most each, separated by dots)", *selector)
+	}
+	if *alg == "rsa" && *bits < 2048 {
+		fmt.Fprintf(os.Stderr, "vouch genkey: warning: a %d-bit RSA key is weak; receivers such as Gmail want 2048 bits\n", *bits)
 	}
 	keyPath := filepath.Join(*dir, *selector+".private")
 	txtPath := filepath.Join(*dir, *selector+".txt")
@@ -75,6 +91,26 @@ func runGenkey(args []string) int {
 		printNextKeyLines(os.Stdout, nextCfg, *selector, keyPath)
 	}
 	return 0
+}
+
+// validSelector reports whether s is a DKIM selector (RFC 6376 §3.1: one
+// or more DNS labels separated by dots). It also becomes a file name, so
+// nothing else may pass.
+func validSelector(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // writeFile writes a file with mode 0600 whatever the umask, through a

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,25 +19,23 @@ func runImportOpenDKIM(args []string) int {
 // importOpenDKIM converts an OpenDKIM configuration: the vouch TOML goes
 // to stdout, what is not carried over (and the notes) to stderr as well.
 func importOpenDKIM(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("import-opendkim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vouch import-opendkim [%s]\n\n"+
-			"Prints the vouch configuration equivalent to an OpenDKIM configuration on\n"+
-			"stdout. It uses the same key, table and host files. Every OpenDKIM option\n"+
-			"it cannot carry over is listed, with the reason, at the top of the output\n"+
-			"and on stderr.\n", defaultOpenDKIMConf)
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 1 {
-		fs.Usage()
-		return 2
+	fs := newFlags("import-opendkim", help{
+		usage: "vouch import-opendkim [" + defaultOpenDKIMConf + "]",
+		about: "Prints the vouch configuration equivalent to an OpenDKIM configuration on\n" +
+			"stdout. It uses the same key, table and host files. Every OpenDKIM option\n" +
+			"it cannot carry over is listed, with the reason, at the top of the output\n" +
+			"and on stderr.",
+		exits:   "0 converted\n1 the OpenDKIM configuration cannot be read or converted",
+		example: "vouch import-opendkim /etc/opendkim.conf > /etc/vouch/vouch.toml",
+		maxArgs: 1,
+	}, stdout, stderr)
+	pos, code, ok := fs.parse(args)
+	if !ok {
+		return code
 	}
 	path := defaultOpenDKIMConf
-	if fs.NArg() == 1 {
-		path = fs.Arg(0)
+	if len(pos) == 1 {
+		path = pos[0]
 	}
 	f, err := opendkimconf.Read(path)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -60,32 +58,24 @@ type nextReport struct {
 // record, the rotation to its next key, and what the admin has to publish
 // or remove now. now is the clock (tests fix it).
 func runKeys(args []string, stdout, stderr io.Writer, now time.Time) int {
-	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("keys", help{
+		usage: "vouch keys [-config FILE] [-json] [-d DOMAIN,...]",
+		about: "Lists every signing key: selector, algorithm, size, age of the key file,\n" +
+			"whether its DNS record is published and matches, the rotation to its next\n" +
+			"key (next_selector: not published / published since T, switch at T /\n" +
+			"switched at T, from rotation.state_file) and exactly which record to\n" +
+			"publish or remove now. Warns about keys older than rotation.max_key_age\n" +
+			"and RSA keys under 2048 bits. Automatic switching is for [[signing.key]]\n" +
+			"entries; KeyTable keys are listed, and rotated by editing the KeyTable.\n" +
+			"See README \"Rotating keys\".",
+		exits:   "0 listed\n1 the configuration, a key or the state file cannot be read",
+		example: "vouch keys -config /etc/vouch/vouch.toml",
+	}, stdout, stderr)
 	configPath := fs.String("config", "", "config file (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	senders := fs.String("d", "", "comma-separated domains (or addresses) whose signing keys to list too, looked up as for a message\nfrom them: for keys loaded per message (% in a KeyTable path, keys in LDAP)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vouch keys [-config FILE] [-json] [-d DOMAIN,...]\n\n"+
-			"Lists every signing key: selector, algorithm, size, age of the key file,\n"+
-			"whether its DNS record is published and matches, the rotation to its next\n"+
-			"key (next_selector: not published / published since T, switch at T /\n"+
-			"switched at T, from rotation.state_file) and exactly which record to\n"+
-			"publish or remove now. Warns about keys older than rotation.max_key_age\n"+
-			"and RSA keys under 2048 bits. Automatic switching is for [[signing.key]]\n"+
-			"entries; KeyTable keys are listed, and rotated by editing the KeyTable.\n"+
-			"See README \"Rotating keys\".\n\n"+
-			"Exit status: 0 listed, 1 the configuration, a key or the state file\n"+
-			"cannot be read, 2 usage.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return 0
-	} else if err != nil || fs.NArg() > 0 {
-		if err == nil {
-			fs.Usage()
-		}
-		return 2
+	if _, code, ok := fs.parse(args); !ok {
+		return code
 	}
 	cfg, err := daemon.Load(*configPath)
 	if err != nil {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"sort"
@@ -34,39 +35,89 @@ var commands = map[string]command{
 	"import-opendkim": {runImportOpenDKIM, "print the vouch configuration equivalent to an opendkim.conf"},
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: vouch COMMAND [flags]\n\ncommands:\n")
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: vouch COMMAND [flags]\n\ncommands:\n")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-16s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-16s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nRun vouch COMMAND -h for its flags.\n")
+	fmt.Fprintf(w, "\nRun vouch COMMAND -h (or vouch help COMMAND) for what it does, its flags and exit codes.\n")
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
+	os.Exit(run(os.Args[1:]))
+}
+
+// run runs "vouch ARGS..." and returns the exit status.
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintf(os.Stderr, "vouch: a command is required\n\n")
+		usage(os.Stderr)
+		return 2
 	}
-	name := os.Args[1]
+	name, rest := args[0], args[1:]
 	switch name {
 	case "-version", "--version":
 		name = "version"
 	case "-h", "-help", "--help", "help":
-		usage()
-		return
+		if len(rest) == 0 {
+			usage(os.Stdout)
+			return 0
+		}
+		// vouch help COMMAND is vouch COMMAND -h.
+		name, rest = rest[0], []string{"-h"}
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "vouch: unknown command %q\n\n", name)
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "vouch: unknown command %q%s\n\n", name, didYouMean(name))
+		usage(os.Stderr)
+		return 2
 	}
-	os.Exit(cmd.run(os.Args[2:]))
+	return cmd.run(rest)
+}
+
+// didYouMean suggests the command closest to name (by edit distance, or
+// the one it is a prefix of), or says nothing when none is close.
+func didYouMean(name string) string {
+	best, bestDist := "", 3
+	for c := range commands {
+		d := editDistance(name, c)
+		if strings.HasPrefix(c, name) && len(name) >= 2 {
+			d = 1
+		}
+		if d < bestDist || d == bestDist && c < best {
+			best, bestDist = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(": did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // commit is set at build time with -ldflags "-X main.commit=..." where the
@@ -75,6 +126,15 @@ func main() {
 var commit = ""
 
 func runVersion(args []string) int {
+	fs := stdFlags("version", help{
+		usage:   "vouch version",
+		about:   "Prints vouch's version, the commit it was built from (+changes for a modified tree), the Go version and the crypto backend.",
+		exits:   "0 printed",
+		example: "vouch version",
+	})
+	if _, code, ok := fs.parse(args); !ok {
+		return code
+	}
 	rev, modified, goVersion := commit, "", "unknown Go"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		goVersion = bi.GoVersion

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 
@@ -13,9 +12,16 @@ import (
 // runSync downloads the whitelist files once, as the nightly sync does.
 // A running daemon picks the new files up within whitelist.check_interval.
 func runSync(args []string) int {
-	fs := flag.NewFlagSet("sync", flag.ExitOnError)
+	fs := stdFlags("sync", help{
+		usage:   "vouch sync [-config FILE]",
+		about:   "Downloads the whitelist files from [whitelist.sync] once, as the nightly sync does.\nA running daemon picks the new files up within whitelist.check_interval.",
+		exits:   "0 every file downloaded or unchanged\n1 the configuration is invalid, no URL is configured, or a download failed or was rejected",
+		example: "vouch sync -config /etc/vouch/vouch.toml",
+	})
 	configPath := fs.String("config", "", "config file (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
-	fs.Parse(args)
+	if _, code, ok := fs.parse(args); !ok {
+		return code
+	}
 	cfg, err := daemon.Load(*configPath)
 	if err != nil {
 		return fail("sync", err, 1)

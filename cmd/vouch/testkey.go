@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,28 +33,26 @@ func testkeyCommand(args []string) int { return runTestkey(args, os.Stdout, os.S
 // line per key on stdout; the exit status is the worst one: 65 (data
 // error) over 69 (not published) over 75 (DNS failure) over 0.
 func runTestkey(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("testkey", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("testkey", help{
+		usage: "vouch testkey [-config FILE] [-d DOMAIN -s SELECTOR -k KEYFILE]",
+		about: "Checks that the DKIM key record published at SELECTOR._domainkey.DOMAIN is\n" +
+			"the public half of the private key, as opendkim-testkey does. Without -d,\n" +
+			"-s and -k, every key of the configuration is tested.",
+		exits: "0 key OK\n65 record unusable or not this key\n66 key file unreadable\n" +
+			"69 record not published\n75 temporary DNS failure\n64 also: the configuration is invalid or has no keys",
+		example:   "vouch testkey -d example.com -s mail -k /etc/vouch/keys/example.com/mail.private",
+		usageCode: exitUsage,
+	}, stdout, stderr)
 	domain := fs.String("d", "", "signing domain")
 	selector := fs.String("s", "", "selector")
 	keyPath := fs.String("k", "", "private key file (PEM)")
 	configPath := fs.String("config", "", "config file: DNS servers, and the keys to test without -d/-s/-k (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vouch testkey [-config FILE] [-d DOMAIN -s SELECTOR -k KEYFILE]\n\n"+
-			"Checks that the DKIM key record published at SELECTOR._domainkey.DOMAIN is\n"+
-			"the public half of the private key, as opendkim-testkey does. Without -d,\n"+
-			"-s and -k, every key of the configuration is tested.\n\n"+
-			"Exit status: 0 key OK, 65 record unusable or not this key, 66 key file\n"+
-			"unreadable, 69 record not published, 75 temporary DNS failure.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if _, code, ok := fs.parse(args); !ok {
+		return code
 	}
 	single := *domain != "" || *selector != "" || *keyPath != ""
-	if fs.NArg() > 0 || single && (*domain == "" || *selector == "" || *keyPath == "") {
-		fs.Usage()
-		return exitUsage
+	if single && (*domain == "" || *selector == "" || *keyPath == "") {
+		return fs.usageError("-d, -s and -k go together: give all three, or none to test the configured keys")
 	}
 	cfg, err := daemon.Load(*configPath)
 	if err != nil {
