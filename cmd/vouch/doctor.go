@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,38 +18,29 @@ func doctorCommand(args []string) int { return runDoctor(args, os.Stdout) }
 // message is signed and screened? Exit 0 all good, 1 warnings, 2
 // failures, 3 usage or configuration error.
 func runDoctor(args []string, stdout io.Writer) int {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
+	fs := newFlags("doctor", help{
+		usage: "vouch doctor [-config FILE] [-postfix-config DIR] [-postconf PATH] [-sendmail-cf FILE] [-no-selftest] [-json]",
+		about: `Checks how the MTA is wired to vouch: Postfix's smtpd_milters and
+non_smtpd_milters reach vouch's socket as each (chrooted) service sees the
+path, master.cf -o overrides that bypass it, milter_default_action,
+milter_protocol and timeouts against vouch's budgets, internal hosts
+against mynetworks, open relay, SMTP AUTH on submission, TLS; then sends
+one message per signing domain through vouch's socket as Postfix does and
+verifies its signature (against DNS, or the local key if DNS is down).
+With -sendmail-cf it checks Sendmail's INPUT_MAIL_FILTER instead.
+Zimbra: -postconf /opt/zimbra/common/sbin/postconf -postfix-config /opt/zimbra/common/conf`,
+		exits:     "0 all good\n1 warnings\n2 failures\n3 the configuration is invalid",
+		example:   "vouch doctor -config /etc/vouch/vouch.toml -postfix-config /etc/postfix",
+		usageCode: 3,
+	}, stdout, os.Stderr)
 	configPath := fs.String("config", "", "vouch's config file (default: /etc/vouch/vouch.toml if it exists, else the embedded defaults)")
 	pfDir := fs.String("postfix-config", "", "Postfix's config directory, as postconf -c DIR (default: postconf's own, /etc/postfix)")
 	postconf := fs.String("postconf", "postconf", "the postconf binary (Zimbra: /opt/zimbra/common/sbin/postconf)")
 	sendmailCF := fs.String("sendmail-cf", "", "check Sendmail instead: its sendmail.mc or sendmail.cf with the INPUT_MAIL_FILTER line")
 	noSelfTest := fs.Bool("no-selftest", false, "skip the live self-test (a signed message per domain through vouch's socket)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vouch doctor [-config FILE] [-postfix-config DIR] [-postconf PATH] [-sendmail-cf FILE] [-no-selftest] [-json]\n\n"+
-			"Checks how the MTA is wired to vouch: Postfix's smtpd_milters and\n"+
-			"non_smtpd_milters reach vouch's socket as each (chrooted) service sees the\n"+
-			"path, master.cf -o overrides that bypass it, milter_default_action,\n"+
-			"milter_protocol and timeouts against vouch's budgets, internal hosts\n"+
-			"against mynetworks, open relay, SMTP AUTH on submission, TLS; then sends\n"+
-			"one message per signing domain through vouch's socket as Postfix does and\n"+
-			"verifies its signature (against DNS, or the local key if DNS is down).\n"+
-			"With -sendmail-cf it checks Sendmail's INPUT_MAIL_FILTER instead.\n\n"+
-			"Exit status: 0 all good, 1 warnings, 2 failures, 3 usage or configuration error.\n\n"+
-			"Example (Debian): vouch doctor -config /etc/vouch/vouch.toml -postfix-config /etc/postfix\n"+
-			"Zimbra:  vouch doctor -postconf /opt/zimbra/common/sbin/postconf -postfix-config /opt/zimbra/common/conf\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 3
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "vouch doctor: unexpected argument %q\n", fs.Arg(0))
-		return 3
+	if _, code, ok := fs.parse(args); !ok {
+		return code
 	}
 	cfg, err := daemon.Load(*configPath)
 	if err != nil {

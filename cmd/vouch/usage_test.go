@@ -51,6 +51,7 @@ func TestSubcommandUsage(t *testing.T) {
 		{[]string{"explain", "-ip", "192.0.2.1"}, 3},
 		{[]string{"sync"}, 2},
 		{[]string{"check", "example.com"}, 3},
+		{[]string{"doctor"}, 3},
 		{[]string{"testkey"}, 64},
 		{[]string{"keys"}, 2},
 		{[]string{"accounts", "list"}, 2},
