@@ -50,7 +50,7 @@ Zimbra: -postconf /opt/zimbra/common/sbin/postconf -postfix-config /opt/zimbra/c
 	if err != nil {
 		return fail("doctor", err, 3)
 	}
-	opts := doctor.Options{Config: cfg, Postconf: *postconf, PostfixDir: *pfDir, SendmailCF: *sendmailCF, SelfTest: !*noSelfTest, Resolver: res}
+	opts := doctor.Options{Config: cfg, Signer: daemon.SignerConfig(cfg), Postconf: *postconf, PostfixDir: *pfDir, SendmailCF: *sendmailCF, SelfTest: !*noSelfTest, Resolver: res}
 	if *sendmailCF != "" && *pfDir == "" {
 		opts.Postconf = "" // Sendmail only
 	}

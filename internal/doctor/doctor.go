@@ -14,6 +14,7 @@ import (
 	"vouch/internal/config"
 	"vouch/internal/resolver"
 	"vouch/internal/sockaddr"
+	"vouch/signer"
 )
 
 // Item statuses.
@@ -45,10 +46,11 @@ type Report struct {
 // Options say what to check.
 type Options struct {
 	Config     *config.Config
-	Postconf   string // the postconf binary; "" skips Postfix
-	PostfixDir string // postconf -c DIR; "" for postconf's default
-	SendmailCF string // sendmail.cf or .mc with INPUT_MAIL_FILTER; "" skips Sendmail
-	SelfTest   bool   // send a message through vouch's socket per signing domain
+	Signer     signer.Config // the config's [signing] as the signer takes it (daemon.SignerConfig), for the self-test
+	Postconf   string        // the postconf binary; "" skips Postfix
+	PostfixDir string        // postconf -c DIR; "" for postconf's default
+	SendmailCF string        // sendmail.cf or .mc with INPUT_MAIL_FILTER; "" skips Sendmail
+	SelfTest   bool          // send a message through vouch's socket per signing domain
 	Resolver   *resolver.Resolver
 	Timeout    time.Duration // for the live checks (default 30 s)
 }

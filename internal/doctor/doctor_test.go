@@ -323,7 +323,7 @@ func TestDoctorPostfix(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep := Run(context.Background(), Options{Config: cfg, Postconf: postconf, PostfixDir: s.dir, SelfTest: true, Resolver: res})
+			rep := Run(context.Background(), Options{Config: cfg, Signer: daemon.SignerConfig(cfg), Postconf: postconf, PostfixDir: s.dir, SelfTest: true, Resolver: res})
 			dump := func() string {
 				var b strings.Builder
 				for _, it := range rep.Items {

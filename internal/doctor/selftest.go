@@ -12,7 +12,6 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
-	"vouch/internal/daemon"
 	"vouch/internal/mtaclient"
 	"vouch/internal/verify"
 	"vouch/signer"
@@ -26,7 +25,7 @@ func (d *doctor) selfTest(ctx context.Context) {
 	// Only the domains and public halves are needed here; whether the key
 	// files are safe is serve -check's business (and root may be running
 	// this on keys owned by the vouch user).
-	sc := daemon.SignerConfig(d.cfg)
+	sc := d.opts.Signer
 	sc.RequireSafeKeys = false
 	sg, _, err := signer.New(sc)
 	if err != nil {
