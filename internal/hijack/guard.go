@@ -289,13 +289,18 @@ func (g *Guard) Accepted(ctx context.Context, login string, client netip.Addr, r
 	// Always counted locally: with Redis this is the fallback's memory.
 	counts := g.local.add(login, ev, sample, now)
 	if g.redis != nil {
+		// One member for both paths: if the add reached Redis but its
+		// answer did not, the later write back changes nothing.
+		member := g.redis.member(ev)
 		var rc Counts
 		if g.withRedis(ctx, func(ctx context.Context) error {
 			var err error
-			rc, err = g.redis.add(ctx, login, ev, sample, now)
+			rc, err = g.redis.add(ctx, login, member, sample, now)
 			return err
 		}) {
 			counts = rc
+		} else {
+			g.local.addBacklog(login, backlogEntry{at: now, member: member})
 		}
 	}
 	if g.cfg.Action == ActionFreeze {
@@ -502,9 +507,21 @@ func (g *Guard) redisFailed(err error) {
 // details).
 const redisTimeout = 2 * time.Second
 
-// pushPending writes the freezes made during an outage to Redis. Their
-// notification was sent already: the claim is taken without mailing.
+// pushPending writes what this instance did alone during an outage to
+// Redis: the messages it counted (so the shared window holds them) and the
+// freezes it made. Their notification was sent already: the claim is
+// taken without mailing.
 func (g *Guard) pushPending() error {
+	for login, entries := range g.local.takeBacklog(g.now()) {
+		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		err := g.redis.backfill(ctx, login, entries, g.now())
+		cancel()
+		if err != nil {
+			return err
+		}
+		g.local.doneBacklog(login, entries)
+		g.log.Info("messages counted during the redis outage added to redis", "login", login, "messages", len(entries))
+	}
 	for _, f := range g.local.takePending() {
 		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 		cur, _, err := g.redis.freeze(ctx, f, true)

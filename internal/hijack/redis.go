@@ -109,6 +109,20 @@ if ARGV[3] == '1' and redis.call('SET', KEYS[2], '1', 'NX') then claimed = 1 end
 return {redis.call('HGET', KEYS[1], ARGV[1]), claimed}
 `)
 
+// backfillScript adds messages counted while Redis was unreachable with
+// their own acceptance times: KEYS[1] window; ARGV[1] now (ms), ARGV[2]
+// window (ms), ARGV[3..] score, member pairs. ZADD of a member already
+// there changes nothing, so a retry cannot count twice.
+var backfillScript = redis.NewScript(`
+local now, win = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
+redis.call('PEXPIRE', KEYS[1], win)
+return redis.call('ZCARD', KEYS[1])
+`)
+
 func newRedisStore(url string, window time.Duration, id string) (*redisStore, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
@@ -160,8 +174,15 @@ func (r *redisStore) check(ctx context.Context, login string, now time.Time) (Co
 	return c, f, nil
 }
 
-func (r *redisStore) add(ctx context.Context, login string, ev event, sample []string, now time.Time) (Counts, error) {
-	member := fmt.Sprintf("%d:%d:%s:%s-%d", ev.at.UnixMilli(), ev.rcpts, ev.ip, r.id, r.seq.Add(1))
+// member is ev's entry in a window: "MS:RCPTS:IP:ID", unique per
+// instance and message.
+func (r *redisStore) member(ev event) string {
+	return fmt.Sprintf("%d:%d:%s:%s-%d", ev.at.UnixMilli(), ev.rcpts, ev.ip, r.id, r.seq.Add(1))
+}
+
+// add counts the message with window member (from member) and returns the
+// counts.
+func (r *redisStore) add(ctx context.Context, login, member string, sample []string, now time.Time) (Counts, error) {
 	args := []any{now.UnixMilli(), r.window.Milliseconds(), member}
 	for _, s := range sample {
 		args = append(args, s)
@@ -171,6 +192,15 @@ func (r *redisStore) add(ctx context.Context, login string, ev event, sample []s
 		return Counts{}, err
 	}
 	return parseCounts(res)
+}
+
+// backfill adds messages counted locally during an outage to login's window.
+func (r *redisStore) backfill(ctx context.Context, login string, entries []backlogEntry, now time.Time) error {
+	args := []any{now.UnixMilli(), r.window.Milliseconds()}
+	for _, e := range entries {
+		args = append(args, e.at.UnixMilli(), e.member)
+	}
+	return backfillScript.Run(ctx, r.c, []string{winKey(login)}, args...).Err()
 }
 
 func parseCounts(res []any) (Counts, error) {
