@@ -156,6 +156,10 @@ type Hijack struct {
 	RedisURL      string        `toml:"redis_url"`
 	RedisFailOpen bool          `toml:"redis_fail_open"`
 	Trial         bool          `toml:"trial"`
+
+	ReleaseAddress  string        `toml:"release_address"`
+	ReleaseTokenTTL time.Duration `toml:"release_token_ttl"`
+	ReleaseKeyFile  string        `toml:"release_key_file"`
 }
 
 // Whitelist names the three MDaemon-style exception files.

@@ -189,6 +189,7 @@ func HijackConfig(cfg *config.Config) hijack.Config {
 		NotifySMTP: h.NotifySMTP, NotifyFrom: h.NotifyFrom, StateFile: h.StateFile,
 		AdminSocket: h.AdminSocket, Backend: h.Backend, RedisURL: h.RedisURL,
 		RedisFailOpen: h.RedisFailOpen, Trial: h.Trial,
+		ReleaseAddress: h.ReleaseAddress, ReleaseTokenTTL: h.ReleaseTokenTTL, ReleaseKeyFile: h.ReleaseKeyFile,
 	}
 }
 

@@ -51,6 +51,10 @@ type Config struct {
 	RedisFailOpen bool          // redis_fail_open: Redis unreachable: count locally (true) or tempfail 451 4.3.0 (false)
 	Trial         bool          // trial: freeze replies are 450 4.7.1 instead of 550 5.7.1
 
+	ReleaseAddress  string        // release_address: Reply-To of the freeze notification (LOCAL+TOKEN@DOMAIN); "" turns release by reply off
+	ReleaseTokenTTL time.Duration // release_token_ttl: how long a release token works
+	ReleaseKeyFile  string        // release_key_file: HMAC key of the release tokens, made (0600) if missing
+
 	// Now is the clock; nil means time.Now. Tests set it; not in TOML.
 	Now func() time.Time
 }
@@ -82,6 +86,9 @@ func DefaultConfig() Config {
 		Backend:       BackendMemory,
 		RedisURL:      DefaultRedisURL,
 		RedisFailOpen: true,
+
+		ReleaseTokenTTL: 7 * 24 * time.Hour,
+		ReleaseKeyFile:  "/var/lib/vouch/release.key",
 	}
 }
 
@@ -153,6 +160,24 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.NotifySMTP); err != nil {
 		bad("notify_smtp", "%q is not host:port", c.NotifySMTP)
+	}
+	if c.ReleaseAddress != "" {
+		local, _, _ := strings.Cut(c.ReleaseAddress, "@")
+		switch {
+		case !plainAddress(c.ReleaseAddress) || !strings.Contains(c.ReleaseAddress, "@") || strings.Contains(local, "+"):
+			bad("release_address", "%q is not a plain local@domain address without +", c.ReleaseAddress)
+		case len(local)+1+tokenChars > 64:
+			bad("release_address", "local part %q too long: with +TOKEN it passes 64 characters", local)
+		}
+		if c.Postmaster == "" {
+			bad("release_address", "needs postmaster (the only sender whose reply releases)")
+		}
+		if c.ReleaseTokenTTL <= 0 {
+			bad("release_token_ttl", "must be positive, not %s", c.ReleaseTokenTTL)
+		}
+		if c.ReleaseKeyFile == "" {
+			bad("release_key_file", "required with release_address")
+		}
 	}
 	switch c.Backend {
 	case BackendMemory:

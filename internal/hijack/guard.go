@@ -81,6 +81,8 @@ type Guard struct {
 	local *memStore   // the store (memory backend), or the local mirror (redis)
 	redis *redisStore // nil for the memory backend
 
+	releaseKey []byte // HMAC key of release tokens; nil: release by reply off
+
 	redisRetry time.Duration // how long Redis is skipped after a failure
 	redisDown  atomic.Int64  // unix nanos (real time) until which Redis is skipped; 0: up
 
@@ -138,6 +140,12 @@ func New(cfg Config, log *slog.Logger) (*Guard, error) {
 		return nil, fmt.Errorf("hijack.state_file: %w", err)
 	}
 	g.local = local
+
+	if cfg.ReleaseAddress != "" {
+		if g.releaseKey, err = loadReleaseKey(cfg.ReleaseKeyFile); err != nil {
+			return nil, fmt.Errorf("hijack.release_key_file: %w", err)
+		}
+	}
 
 	if cfg.Backend == BackendRedis {
 		id := make([]byte, 6)
@@ -364,7 +372,7 @@ func (g *Guard) check(ctx context.Context, login string, now time.Time) (Counts,
 // freeze freezes login and, if this call made the freeze, logs it and
 // sends the notification.
 func (g *Guard) freeze(ctx context.Context, login string, c Counts, reason string, now time.Time) {
-	f := Freeze{Login: login, Since: now.UTC(), Reason: reason, Messages: c.Messages, Recipients: c.Recipients, Host: g.host}
+	f := Freeze{ID: newFreezeID(), Login: login, Since: now.UTC(), Reason: reason, Messages: c.Messages, Recipients: c.Recipients, Host: g.host}
 	var sample []string
 	var cur Freeze
 	var notify bool
@@ -401,9 +409,9 @@ func (g *Guard) freeze(ctx context.Context, login string, c Counts, reason strin
 	g.sendNotification(cur, sample)
 }
 
-// Release unfreezes login and clears its counters. It reports whether the
-// login was frozen.
-func (g *Guard) Release(ctx context.Context, login string) (bool, error) {
+// Release unfreezes login and clears its counters; by says who asked and
+// how, for the log. It reports whether the login was frozen.
+func (g *Guard) Release(ctx context.Context, login, by string) (bool, error) {
 	if g == nil {
 		return false, nil
 	}
@@ -420,11 +428,12 @@ func (g *Guard) Release(ctx context.Context, login string) (bool, error) {
 		rwas, err := g.redis.release(ctx, login)
 		if err != nil {
 			g.redisFailed(err)
+			g.log.Warn("account released on this instance only (redis unreachable)", "login", login, "by", by, "err", err)
 			return was, fmt.Errorf("redis: %w (released on this instance only)", err)
 		}
 		was = was || rwas
 	}
-	g.log.Info("account released", "login", login, "was_frozen", was)
+	g.log.Info("account released", "login", login, "was_frozen", was, "by", by)
 	return was, nil
 }
 

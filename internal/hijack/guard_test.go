@@ -256,7 +256,7 @@ func TestFreezePersistence(t *testing.T) {
 	if r := send(g2, "Mallory@example.com", ip1, 1); r == nil || r.Code != 550 {
 		t.Fatalf("freeze lost in restart: %s", replyString(r))
 	}
-	if was, err := g2.Release(ctx(), "MALLORY@example.com"); !was || err != nil {
+	if was, err := g2.Release(ctx(), "MALLORY@example.com", "test"); !was || err != nil {
 		t.Fatalf("release: %v %v", was, err)
 	}
 	if r := send(g2, "mallory@example.com", ip1, 1); r != nil {
@@ -326,7 +326,7 @@ func TestNotificationOncePerFreeze(t *testing.T) {
 	}
 
 	// A new freeze after a release is a new notification.
-	g.Release(ctx(), "alice@example.com")
+	g.Release(ctx(), "alice@example.com", "test")
 	for i := 0; i < 4; i++ {
 		send(g, "alice@example.com", ip1, 1)
 	}

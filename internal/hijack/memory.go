@@ -23,6 +23,7 @@ type Counts struct {
 
 // Freeze is a frozen account.
 type Freeze struct {
+	ID         string    `json:"id,omitempty"` // random per freeze (hex), bound into the release token
 	Login      string    `json:"login"`
 	Since      time.Time `json:"since"`
 	Reason     string    `json:"reason"`

@@ -102,7 +102,7 @@ func TestRedisFreezeShared(t *testing.T) {
 	if r := send(d, "alice@example.com", ip1, 1); r == nil || r.Code != 550 {
 		t.Fatalf("restarted instance: %s", replyString(r))
 	}
-	if was, err := b.Release(ctx(), "alice@example.com"); !was || err != nil {
+	if was, err := b.Release(ctx(), "alice@example.com", "test"); !was || err != nil {
 		t.Fatalf("release: %v %v", was, err)
 	}
 	for i, g := range []*Guard{a, b, d} {
