@@ -225,3 +225,39 @@ func FuzzReleaseAddress(f *testing.F) {
 		}
 	})
 }
+
+// TestReleaseReplyRedis: a token of a freeze one instance made releases
+// the account on every instance sharing Redis when the reply passes
+// another instance (with a copy of the key file).
+func TestReleaseReplyRedis(t *testing.T) {
+	r := startRedis(t)
+	sink := newSMTPSink(t)
+	c := newClock()
+	cfg := redisConfig(t, c, r)
+	cfg.Messages, cfg.Action = 1, ActionFreeze
+	cfg.Postmaster, cfg.NotifySMTP = testPostmaster, sink.addr()
+	cfg.ReleaseAddress, cfg.ReleaseTokenTTL = "vouch-release@example.com", time.Hour
+	cfg.ReleaseKeyFile = filepath.Join(t.TempDir(), "release.key")
+	a, b := newGuard(t, cfg), newGuard(t, cfg)
+	send(a, "alice@example.com", ip1, 1)
+	send(a, "alice@example.com", ip1, 1)
+	m := sink.waitMails(t, 1)[0]
+	addr := regexp.MustCompile(`Reply-To: <([^>]+)>`).FindStringSubmatch(m.Data)
+	if addr == nil || !frozen(b, "alice@example.com") {
+		t.Fatalf("no freeze or no Reply-To:\n%s", m.Data)
+	}
+	if !b.ReleaseReply(ctx(), []string{"<" + addr[1] + ">"}, testPostmaster, ip2, "smtp auth pm") {
+		t.Fatal("not taken for a release reply")
+	}
+	for i, g := range []*Guard{a, b} {
+		if frozen(g, "alice@example.com") {
+			t.Fatalf("instance %d: still frozen after the release", i)
+		}
+	}
+	if r := send(a, "alice@example.com", ip1, 1); r != nil {
+		t.Fatalf("after release: %s", r)
+	}
+	if m := sink.waitMails(t, 2)[1]; !strings.Contains(m.Data, "released") {
+		t.Fatalf("confirmation:\n%s", m.Data)
+	}
+}
