@@ -114,8 +114,12 @@ func accountsList(ctx context.Context, w io.Writer, socket string, asJSON bool) 
 	if l.Trial {
 		trial = " (trial)"
 	}
-	fmt.Fprintf(w, "backend %s, action %s%s, limits %d messages and %d recipients per %s\n",
-		l.Source, l.Action, trial, l.Messages, l.Recipients, l.Window)
+	node := ""
+	if l.Node != "" {
+		node = " (" + l.Node + ")"
+	}
+	fmt.Fprintf(w, "backend %s%s, action %s%s, limits %d messages and %d recipients per %s\n",
+		l.Source, node, l.Action, trial, l.Messages, l.Recipients, l.Window)
 	if l.Source != l.Backend {
 		fmt.Fprintf(w, "warning: numbers from %s\n", l.Source)
 	}

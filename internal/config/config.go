@@ -157,6 +157,13 @@ type Hijack struct {
 	RedisFailOpen bool          `toml:"redis_fail_open"`
 	Trial         bool          `toml:"trial"`
 
+	RedisSentinels        []string `toml:"redis_sentinels"`
+	RedisMasterName       string   `toml:"redis_master_name"`
+	RedisCluster          []string `toml:"redis_cluster"`
+	RedisUsername         string   `toml:"redis_username"`
+	RedisPassword         string   `toml:"redis_password"`
+	RedisSentinelPassword string   `toml:"redis_sentinel_password"`
+
 	ReleaseAddress  string        `toml:"release_address"`
 	ReleaseTokenTTL time.Duration `toml:"release_token_ttl"`
 	ReleaseKeyFile  string        `toml:"release_key_file"`

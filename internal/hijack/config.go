@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +50,14 @@ type Config struct {
 	Backend       string        // backend: "memory" or "redis"
 	RedisURL      string        // redis_url: redis://[user:password@]host:port/db (or rediss://, unix://)
 	RedisFailOpen bool          // redis_fail_open: Redis unreachable: count locally (true) or tempfail 451 4.3.0 (false)
-	Trial         bool          // trial: freeze replies are 450 4.7.1 instead of 550 5.7.1
+
+	RedisSentinels        []string // redis_sentinels: host:port of the Sentinels (instead of redis_url)
+	RedisMasterName       string   // redis_master_name: the master the Sentinels watch
+	RedisCluster          []string // redis_cluster: host:port of Cluster nodes (instead of redis_url)
+	RedisUsername         string   // redis_username: ACL user for Sentinel/Cluster nodes (redis_url has its own)
+	RedisPassword         string   // redis_password: likewise
+	RedisSentinelPassword string   // redis_sentinel_password: password of the Sentinels themselves
+	Trial                 bool     // trial: freeze replies are 450 4.7.1 instead of 550 5.7.1
 
 	ReleaseAddress  string        // release_address: Reply-To of the freeze notification (LOCAL+TOKEN@DOMAIN); "" turns release by reply off
 	ReleaseTokenTTL time.Duration // release_token_ttl: how long a release token works
@@ -182,15 +190,33 @@ func (c Config) Validate() error {
 	switch c.Backend {
 	case BackendMemory:
 	case BackendRedis:
-		if c.RedisURL == "" {
+		switch {
+		case len(c.RedisSentinels) > 0 && len(c.RedisCluster) > 0:
+			bad("redis_cluster", "use either redis_sentinels or redis_cluster")
+		case len(c.RedisSentinels) > 0 && c.RedisMasterName == "":
+			bad("redis_master_name", "required with redis_sentinels")
+		case len(c.RedisSentinels) > 0 || len(c.RedisCluster) > 0:
+			for _, a := range append(slices.Clone(c.RedisSentinels), c.RedisCluster...) {
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					bad("redis_sentinels/redis_cluster", "%q is not host:port", a)
+				}
+			}
+		case c.RedisURL == "":
 			bad("redis_url", "required with backend = \"redis\"")
-		} else if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			bad("redis_url", "%v", err)
+		default:
+			if _, err := redis.ParseURL(c.RedisURL); err != nil {
+				bad("redis_url", "%v", err)
+			}
 		}
 	default:
 		bad("backend", "unknown backend %q (memory or redis)", c.Backend)
 	}
 	return errors.Join(errs...)
+}
+
+func (c Config) redisOptions() RedisOptions {
+	return RedisOptions{URL: c.RedisURL, Sentinels: c.RedisSentinels, MasterName: c.RedisMasterName, Cluster: c.RedisCluster,
+		Username: c.RedisUsername, Password: c.RedisPassword, SentinelPassword: c.RedisSentinelPassword}
 }
 
 // plainAddress accepts what can go in MAIL FROM / RCPT TO without quoting:

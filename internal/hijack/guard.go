@@ -150,7 +150,7 @@ func New(cfg Config, log *slog.Logger) (*Guard, error) {
 	if cfg.Backend == BackendRedis {
 		id := make([]byte, 6)
 		rand.Read(id)
-		rs, err := newRedisStore(cfg.RedisURL, cfg.Window, hex.EncodeToString(id))
+		rs, err := newRedisStore(cfg.redisOptions(), cfg.Window, hex.EncodeToString(id))
 		if err != nil {
 			return nil, err
 		}
@@ -158,6 +158,12 @@ func New(cfg Config, log *slog.Logger) (*Guard, error) {
 		setRedisLogger(g.log)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err = rs.ping(ctx)
+		if err == nil {
+			var n int
+			if n, err = rs.migrate(ctx); n > 0 {
+				g.log.Info("freezes moved from the old redis hash to per-login keys", "freezes", n)
+			}
+		}
 		cancel()
 		if err != nil {
 			// Not fatal: vouch may start before Redis; until Redis answers,
@@ -440,7 +446,8 @@ func (g *Guard) Release(ctx context.Context, login, by string) (bool, error) {
 // Listing is what `vouch accounts list` shows.
 type Listing struct {
 	Backend    string    `json:"backend"`
-	Source     string    `json:"source"` // where the numbers come from
+	Source     string    `json:"source"`         // where the numbers come from
+	Node       string    `json:"node,omitempty"` // the Redis that answered: node address, or the Cluster's masters
 	Action     string    `json:"action"`
 	Trial      bool      `json:"trial"`
 	Messages   int       `json:"messages_limit"`
@@ -465,6 +472,7 @@ func (g *Guard) List(ctx context.Context) (*Listing, error) {
 			return err
 		}) {
 			l.Accounts, l.Frozen = accounts, frozen
+			l.Node = g.redis.describe(ctx)
 			return l, nil
 		}
 		l.Source = "local counters of this instance (redis unreachable)"
