@@ -448,3 +448,64 @@ func TestHijackReleaseReply(t *testing.T) {
 		t.Fatalf("vouch accounts list does not name the redis node:\n%s", out)
 	}
 }
+
+// TestHijackReleaseReplyPostfix: the whole loop through a real Postfix with
+// SMTP AUTH. alice goes over her limit and is frozen; the notification
+// arrives in the postmaster's Maildir through Postfix; the postmaster's
+// reply, sent with SMTP AUTH through Postfix, is discarded by vouch and
+// releases alice on both instances sharing Redis; the confirmation
+// arrives; alice sends again.
+func TestHijackReleaseReplyPostfix(t *testing.T) {
+	dir := t.TempDir()
+	requireHijackWiring(t, dir)
+	requirePostfix(t)
+	requireSASL(t)
+	redis := startRedis(t)
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	section := func(name string) string {
+		s := hijackSection(dir, name, "freeze", "redis", redis.url(), addr, 2)
+		s = strings.Replace(s, `postmaster = "postmaster@example.test"`, `postmaster = "postmaster@local.test"`, 1)
+		return s + fmt.Sprintf("release_address = \"vouch-release@local.test\"\nrelease_key_file = %q\n", filepath.Join(dir, "release.key"))
+	}
+	a := startVouch(t, dir, "[screen]\nenabled = false\n"+section("pa"))
+	b := startVouch(t, dir, "[screen]\nenabled = false\n"+section("pb"))
+	pf := startPostfix(t, []listener{{port, a.milter()}}, "", nil)
+	enableSASL(t, pf, "alice", "example.test", "s3cret")
+	enableSASL(t, pf, "postmaster", "local.test", "pm-secret")
+	send := func(marker string) session {
+		return deliverAuth(t, addr, "alice@example.test", "s3cret", "alice@example.test", "bob@local.test", message("alice@example.test", marker))
+	}
+	for i := 1; i <= 2; i++ {
+		if s := send(fmt.Sprintf("pr-%d", i)); s.Stage != "" {
+			t.Fatalf("message %d: %+v\n%s", i, s, pf.log())
+		}
+	}
+	if s := send("pr-3"); s.Stage != "MAIL" || s.Code != 550 {
+		t.Fatalf("third message: %+v", s)
+	}
+	note := string(pf.waitMail("account alice@example.test frozen"))
+	_, rest, ok := strings.Cut(note, "\nReply-To: <")
+	replyTo, _, _ := strings.Cut(rest, ">")
+	if !ok || !strings.HasPrefix(replyTo, "vouch-release+") {
+		t.Fatalf("notification without release address:\n%s", note)
+	}
+	if s := sendAuth(t, b, "alice@example.test", "pr-b-frozen", 1); s.Accepted() {
+		t.Fatal("alice not frozen on the second instance")
+	}
+	reply := "From: postmaster@local.test\r\nTo: " + replyTo + "\r\nSubject: Re: vouch: account alice@example.test frozen\r\n\r\nrelease-reply-marker\r\n"
+	if s := deliverAuth(t, addr, "postmaster@local.test", "pm-secret", "postmaster@local.test", replyTo, reply); s.Stage != "" {
+		t.Fatalf("postmaster's reply: %+v\n%s", s, pf.log())
+	}
+	pf.waitMail("account alice@example.test released")
+	if s := send("pr-after"); s.Stage != "" {
+		t.Fatalf("alice after the release reply: %+v", s)
+	}
+	pf.waitMail("pr-after")
+	if r := sendAuth(t, b, "alice@example.test", "pr-b-after", 1); !r.Accepted() {
+		t.Fatalf("second instance after the release reply: %s", refusal(r))
+	}
+	if !strings.Contains(a.logs.String(), "reply releasing a frozen account") || !strings.Contains(pf.log(), "milter-discard") {
+		t.Fatalf("reply not discarded:\nvouch:\n%s\npostfix:\n%s", a.logs.String(), pf.log())
+	}
+}
