@@ -84,8 +84,10 @@ func accountsUsage(w io.Writer) {
        vouch accounts release [-config FILE] [-socket PATH] LOGIN
 
 list     the messages and recipients each SMTP-authenticated login sent in the
-         sliding window, and the frozen accounts
-release  unfreeze LOGIN and clear its counters
+         sliding window, the frozen accounts, and the backend (with Redis:
+         the node that answered)
+release  unfreeze LOGIN and clear its counters (the postmaster can also
+         reply to the freeze notification: [hijack] release_address)
 `)
 }
 

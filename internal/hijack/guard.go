@@ -14,7 +14,8 @@
 //     spammer down to the limit.
 //   - freeze: the account is frozen: every later message gets 550 5.7.1
 //     (450 4.7.1 in trial mode) until an admin runs `vouch accounts
-//     release LOGIN`, across restarts. The postmaster gets one mail per
+//     release LOGIN` or the postmaster replies to the notification
+//     (release.go), across restarts. The postmaster gets one mail per
 //     freeze.
 //
 // The limit is checked at MAIL FROM, when the recipients of the message
