@@ -1,15 +1,18 @@
 package milter
 
 import (
+	"context"
 	"crypto"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"vouch/internal/dnstest"
 	"vouch/internal/mtaclient"
 	"vouch/internal/resolver"
+	"vouch/internal/smtpreply"
 	"vouch/internal/testutil"
 	"vouch/internal/verify"
 	"vouch/policy"
@@ -469,5 +473,49 @@ func TestNULInHeaderValue(t *testing.T) {
 				t.Fatalf("clean message after: stage %q %+v", r.Stage, r.Action)
 			}
 		})
+	}
+}
+
+// releaseGuard records the ReleaseReply calls; a recipient starting with
+// <vouch-release+ is a release reply.
+type releaseGuard struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (g *releaseGuard) CheckSender(context.Context, string, netip.Addr) *smtpreply.Reply { return nil }
+func (g *releaseGuard) Accepted(context.Context, string, netip.Addr, []string)           {}
+func (g *releaseGuard) ReleaseReply(_ context.Context, rcpts []string, sender string, _ netip.Addr, trustedBy string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls = append(g.calls, sender+" "+trustedBy)
+	return strings.HasPrefix(rcpts[0], "<vouch-release+")
+}
+
+// TestReleaseReplyDiscarded: the milter asks the account guard about every
+// message, says how the client is trusted, and discards a release reply.
+func TestReleaseReplyDiscarded(t *testing.T) {
+	tb := newTestbed(t, nil)
+	g := &releaseGuard{}
+	env := *tb.srv.Env()
+	env.Accounts = g
+	tb.srv.SetEnv(&env)
+	headers, body := mtaclient.Split([]byte(rawMessage("pm@example.test", "", "yes\n")))
+	for _, tc := range []struct {
+		ip, auth, rcpt, trusted string
+		discard                 bool
+	}{
+		{"192.0.2.1", "pm@example.test", "<vouch-release+abc@example.test>", "smtp auth pm@example.test", true},
+		{"10.0.0.5", "", "<vouch-release+abc@example.test>", "internal host 10.0.0.0/8", true},
+		{"192.0.2.1", "", "<vouch-release+abc@example.test>", "", true},
+		{"192.0.2.1", "pm@example.test", "<bob@remote.test>", "smtp auth pm@example.test", false},
+	} {
+		g.calls = nil
+		r := tb.send(t, &mtaclient.Message{ClientIP: tc.ip, From: "pm@example.test", AuthUser: tc.auth, Rcpts: []string{tc.rcpt},
+			Headers: headers, Body: strings.NewReader(string(body))})
+		discarded := r.Action != nil && r.Action.Type == gomilter.ActionDiscard
+		if discarded != tc.discard || len(g.calls) != 1 || g.calls[0] != "pm@example.test "+tc.trusted {
+			t.Errorf("%+v: discarded %v, calls %q", tc, discarded, g.calls)
+		}
 	}
 }

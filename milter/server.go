@@ -54,7 +54,8 @@ type Limits struct {
 }
 
 // AccountGuard limits what one SMTP-authenticated account may send (account
-// hijack detection). Both methods are called for authenticated sessions only.
+// hijack detection). CheckSender and Accepted are called for authenticated
+// sessions only.
 type AccountGuard interface {
 	// CheckSender is called at MAIL FROM; a non-nil reply refuses the
 	// transaction with it.
@@ -62,6 +63,11 @@ type AccountGuard interface {
 	// Accepted is called at the end of every message vouch accepts, with
 	// its recipients.
 	Accepted(ctx context.Context, login string, client netip.Addr, rcpts []string)
+	// ReleaseReply is called at the end of every message, authenticated or
+	// not. It reports whether the message is a reply that releases a
+	// frozen account (addressed to vouch): the milter then discards it.
+	// trustedBy says why the client is trusted ("" for an outside client).
+	ReleaseReply(ctx context.Context, rcpts []string, sender string, client netip.Addr, trustedBy string) bool
 }
 
 // Server is the milter server.

@@ -343,6 +343,10 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		s.logMessage(qid, "rejected", slog.String("reason", s.malformed))
 		return rejectMalformed, nil
 	}
+	if s.env.Accounts != nil && s.env.Accounts.ReleaseReply(context.Background(), s.rcpts, s.sender, s.ip, s.trustedBy()) {
+		s.logMessage(qid, "discarded", slog.String("reason", "reply releasing a frozen account"))
+		return gomilter.RespDiscard, nil
+	}
 	if s.failure != "" {
 		s.metrics().Tempfailed(s.failureClass)
 		s.logMessage(qid, "tempfail", slog.String("reason", s.failure))
@@ -375,6 +379,18 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	s.metrics().Unsigned(s.noSignClass)
 	s.logMessage(qid, "not signed", slog.String("reason", s.noSign))
 	return s.accept()
+}
+
+// trustedBy says why the client is trusted (SMTP AUTH or internal_hosts),
+// or "".
+func (s *session) trustedBy() string {
+	switch {
+	case s.auth != "":
+		return "smtp auth " + s.auth
+	case s.internal != "":
+		return "internal host " + s.internal
+	}
+	return ""
 }
 
 // inbound ends an untrusted message: verification results, the policy's

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"vouch/internal/mtaclient"
+
+	gomilter "github.com/d--j/go-milter"
 )
 
 // Account hijack detection ([hijack], internal/hijack) end to end: the
@@ -382,4 +384,125 @@ func deliverAuth(t testing.TB, addr, login, password, from, to, msg string) sess
 		return session{"END", code, text, true}
 	}
 	return session{"", 250, "", true}
+}
+
+// TestHijackReleaseReply: two vouch binaries share Redis; mallory is
+// frozen, the notification carries a release address; a reply from an
+// unauthenticated outside client is discarded and releases nothing; the
+// postmaster's authenticated reply through the other instance is
+// discarded, releases mallory on both and is confirmed by mail.
+func TestHijackReleaseReply(t *testing.T) {
+	dir := t.TempDir()
+	requireHijackWiring(t, dir)
+	redis := startRedis(t)
+	sink := newMailSink(t)
+	release := fmt.Sprintf("release_address = \"vouch-release@local.test\"\nrelease_token_ttl = \"1h\"\nrelease_key_file = %q\n",
+		filepath.Join(dir, "release.key"))
+	base := "authserv_id = \"mx.local.test\"\n[screen]\nenabled = false\n"
+	a := startVouch(t, dir, base+hijackSection(dir, "ra", "freeze", "redis", redis.url(), sink.ln.Addr().String(), 2)+release)
+	b := startVouch(t, dir, base+hijackSection(dir, "rb", "freeze", "redis", redis.url(), sink.ln.Addr().String(), 2)+release)
+	for i := 0; i < 3; i++ {
+		sendAuth(t, a, "mallory@example.test", fmt.Sprintf("rr-%d", i), 1)
+	}
+	mail := sink.wait(t, 1)[0]
+	_, rest, ok := strings.Cut(mail, "\r\nReply-To: <")
+	replyTo, _, _ := strings.Cut(rest, ">")
+	if !ok || !strings.HasPrefix(replyTo, "vouch-release+") || !strings.HasSuffix(replyTo, "@local.test") {
+		t.Fatalf("notification without release address:\n%s", mail)
+	}
+	reply := func(v *vouch, login string) *mtaclient.Result {
+		headers, body := mtaclient.Split([]byte(message("postmaster@example.test", "release-reply")))
+		r, err := mtaclient.Send(mtaclient.NewClient("tcp", v.addr()), &mtaclient.Message{
+			ClientIP: "198.51.100.20", HELO: "pm-laptop", From: "<postmaster@example.test>", Rcpts: []string{"<" + replyTo + ">"},
+			AuthUser: login, Headers: headers, Body: strings.NewReader(string(body)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := reply(b, ""); r.Action == nil || r.Action.Type != gomilter.ActionDiscard {
+		t.Fatalf("untrusted reply: %s", refusal(r))
+	}
+	if r := sendAuth(t, a, "mallory@example.test", "still-frozen", 1); r.Accepted() {
+		t.Fatal("released by an unauthenticated reply")
+	}
+	if r := reply(b, "postmaster@example.test"); r.Action == nil || r.Action.Type != gomilter.ActionDiscard {
+		t.Fatalf("postmaster's reply: %s", refusal(r))
+	}
+	for name, v := range map[string]*vouch{"a": a, "b": b} {
+		if r := sendAuth(t, v, "mallory@example.test", "released-"+name, 1); !r.Accepted() {
+			t.Fatalf("instance %s after the release reply: %s", name, refusal(r))
+		}
+	}
+	if m := sink.wait(t, 2)[1]; !strings.Contains(m, "Subject: vouch: account mallory@example.test released") {
+		t.Fatalf("confirmation:\n%s", m)
+	}
+	if !strings.Contains(b.logs.String(), "by=\"reply to the freeze notification from postmaster@example.test (smtp auth postmaster@example.test)\"") {
+		t.Fatalf("release not logged with who and how:\n%s", b.logs.String())
+	}
+	if out := accountsCmd(t, filepath.Join(dir, "ra.sock"), "list"); !strings.Contains(out, fmt.Sprintf("backend redis (redis 127.0.0.1:%d)", redis.port)) {
+		t.Fatalf("vouch accounts list does not name the redis node:\n%s", out)
+	}
+}
+
+// TestHijackReleaseReplyPostfix: the whole loop through a real Postfix with
+// SMTP AUTH. alice goes over her limit and is frozen; the notification
+// arrives in the postmaster's Maildir through Postfix; the postmaster's
+// reply, sent with SMTP AUTH through Postfix, is discarded by vouch and
+// releases alice on both instances sharing Redis; the confirmation
+// arrives; alice sends again.
+func TestHijackReleaseReplyPostfix(t *testing.T) {
+	dir := t.TempDir()
+	requireHijackWiring(t, dir)
+	requirePostfix(t)
+	requireSASL(t)
+	redis := startRedis(t)
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	section := func(name string) string {
+		s := hijackSection(dir, name, "freeze", "redis", redis.url(), addr, 2)
+		s = strings.Replace(s, `postmaster = "postmaster@example.test"`, `postmaster = "postmaster@local.test"`, 1)
+		return s + fmt.Sprintf("release_address = \"vouch-release@local.test\"\nrelease_key_file = %q\n", filepath.Join(dir, "release.key"))
+	}
+	a := startVouch(t, dir, "[screen]\nenabled = false\n"+section("pa"))
+	b := startVouch(t, dir, "[screen]\nenabled = false\n"+section("pb"))
+	pf := startPostfix(t, []listener{{port, a.milter()}}, "", nil)
+	enableSASL(t, pf, "alice", "example.test", "s3cret")
+	enableSASL(t, pf, "postmaster", "local.test", "pm-secret")
+	send := func(marker string) session {
+		return deliverAuth(t, addr, "alice@example.test", "s3cret", "alice@example.test", "bob@local.test", message("alice@example.test", marker))
+	}
+	for i := 1; i <= 2; i++ {
+		if s := send(fmt.Sprintf("pr-%d", i)); s.Stage != "" {
+			t.Fatalf("message %d: %+v\n%s", i, s, pf.log())
+		}
+	}
+	if s := send("pr-3"); s.Stage != "MAIL" || s.Code != 550 {
+		t.Fatalf("third message: %+v", s)
+	}
+	note := string(pf.waitMail("account alice@example.test frozen"))
+	_, rest, ok := strings.Cut(note, "\nReply-To: <")
+	replyTo, _, _ := strings.Cut(rest, ">")
+	if !ok || !strings.HasPrefix(replyTo, "vouch-release+") {
+		t.Fatalf("notification without release address:\n%s", note)
+	}
+	if s := sendAuth(t, b, "alice@example.test", "pr-b-frozen", 1); s.Accepted() {
+		t.Fatal("alice not frozen on the second instance")
+	}
+	reply := "From: postmaster@local.test\r\nTo: " + replyTo + "\r\nSubject: Re: vouch: account alice@example.test frozen\r\n\r\nrelease-reply-marker\r\n"
+	if s := deliverAuth(t, addr, "postmaster@local.test", "pm-secret", "postmaster@local.test", replyTo, reply); s.Stage != "" {
+		t.Fatalf("postmaster's reply: %+v\n%s", s, pf.log())
+	}
+	pf.waitMail("account alice@example.test released")
+	if s := send("pr-after"); s.Stage != "" {
+		t.Fatalf("alice after the release reply: %+v", s)
+	}
+	pf.waitMail("pr-after")
+	if r := sendAuth(t, b, "alice@example.test", "pr-b-after", 1); !r.Accepted() {
+		t.Fatalf("second instance after the release reply: %s", refusal(r))
+	}
+	if !strings.Contains(a.logs.String(), "reply releasing a frozen account") || !strings.Contains(pf.log(), "milter-discard") {
+		t.Fatalf("reply not discarded:\nvouch:\n%s\npostfix:\n%s", a.logs.String(), pf.log())
+	}
 }

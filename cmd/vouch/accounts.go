@@ -32,8 +32,10 @@ func runAccounts(args []string) int {
 			"vouch accounts release [-config FILE] [-socket PATH] LOGIN",
 		about: "Talks to the running daemon over [hijack] admin_socket (hijack detection):\n" +
 			"list     the messages and recipients each SMTP-authenticated login sent in the\n" +
-			"         sliding window, and the frozen accounts\n" +
-			"release  unfreeze LOGIN and clear its counters",
+			"         sliding window, the frozen accounts, and the backend (with Redis:\n" +
+			"         the node that answered)\n" +
+			"release  unfreeze LOGIN and clear its counters (the postmaster can also\n" +
+			"         reply to the freeze notification: [hijack] release_address)",
 		exits:   "0 done\n1 the daemon could not be reached or refused",
 		example: "vouch accounts release alice@example.com",
 		maxArgs: maxArgs,
@@ -96,8 +98,12 @@ func accountsList(ctx context.Context, w io.Writer, socket string, asJSON bool) 
 	if l.Trial {
 		trial = " (trial)"
 	}
-	fmt.Fprintf(w, "backend %s, action %s%s, limits %d messages and %d recipients per %s\n",
-		l.Source, l.Action, trial, l.Messages, l.Recipients, l.Window)
+	node := ""
+	if l.Node != "" {
+		node = " (" + l.Node + ")"
+	}
+	fmt.Fprintf(w, "backend %s%s, action %s%s, limits %d messages and %d recipients per %s\n",
+		l.Source, node, l.Action, trial, l.Messages, l.Recipients, l.Window)
 	if l.Source != l.Backend {
 		fmt.Fprintf(w, "warning: numbers from %s\n", l.Source)
 	}

@@ -180,6 +180,17 @@ type Hijack struct {
 	RedisURL      string        `toml:"redis_url"`
 	RedisFailOpen bool          `toml:"redis_fail_open"`
 	Trial         bool          `toml:"trial"`
+
+	RedisSentinels        []string `toml:"redis_sentinels"`
+	RedisMasterName       string   `toml:"redis_master_name"`
+	RedisCluster          []string `toml:"redis_cluster"`
+	RedisUsername         string   `toml:"redis_username"`
+	RedisPassword         string   `toml:"redis_password"`
+	RedisSentinelPassword string   `toml:"redis_sentinel_password"`
+
+	ReleaseAddress  string        `toml:"release_address"`
+	ReleaseTokenTTL time.Duration `toml:"release_token_ttl"`
+	ReleaseKeyFile  string        `toml:"release_key_file"`
 }
 
 // Whitelist names the three MDaemon-style exception files.

@@ -118,6 +118,9 @@ func HijackConfig(cfg *config.Config) hijack.Config {
 		NotifySMTP: h.NotifySMTP, NotifyFrom: h.NotifyFrom, StateFile: h.StateFile,
 		AdminSocket: h.AdminSocket, Backend: h.Backend, RedisURL: h.RedisURL,
 		RedisFailOpen: h.RedisFailOpen, Trial: cfg.HijackTrial(),
+		RedisSentinels: h.RedisSentinels, RedisMasterName: h.RedisMasterName, RedisCluster: h.RedisCluster,
+		RedisUsername: h.RedisUsername, RedisPassword: h.RedisPassword, RedisSentinelPassword: h.RedisSentinelPassword,
+		ReleaseAddress: h.ReleaseAddress, ReleaseTokenTTL: h.ReleaseTokenTTL, ReleaseKeyFile: h.ReleaseKeyFile,
 	}
 }
 

@@ -176,7 +176,7 @@ func (g *Guard) handleAdmin(c net.Conn) {
 			}
 		case "release":
 			rep.Login = normalizeLogin(req.Login)
-			was, err := g.Release(ctx, req.Login)
+			was, err := g.Release(ctx, req.Login, "vouch accounts release (admin socket)")
 			rep.Released = was
 			if err != nil {
 				rep.Error = err.Error()

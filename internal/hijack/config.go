@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,7 +52,18 @@ type Config struct {
 	Backend       string        // backend: "memory" or "redis"
 	RedisURL      string        // redis_url: redis://[user:password@]host:port/db (or rediss://, unix://)
 	RedisFailOpen bool          // redis_fail_open: Redis unreachable: count locally (true) or tempfail 451 4.3.0 (false)
-	Trial         bool          // trial: freeze replies are 450 4.7.1 instead of 550 5.7.1
+
+	RedisSentinels        []string // redis_sentinels: host:port of the Sentinels (instead of redis_url)
+	RedisMasterName       string   // redis_master_name: the master the Sentinels watch
+	RedisCluster          []string // redis_cluster: host:port of Cluster nodes (instead of redis_url)
+	RedisUsername         string   // redis_username: ACL user for Sentinel/Cluster nodes (redis_url has its own)
+	RedisPassword         string   // redis_password: likewise
+	RedisSentinelPassword string   // redis_sentinel_password: password of the Sentinels themselves
+	Trial                 bool     // trial: freeze replies are 450 4.7.1 instead of 550 5.7.1
+
+	ReleaseAddress  string        // release_address: Reply-To of the freeze notification (LOCAL+TOKEN@DOMAIN); "" turns release by reply off
+	ReleaseTokenTTL time.Duration // release_token_ttl: how long a release token works
+	ReleaseKeyFile  string        // release_key_file: HMAC key of the release tokens, made (0600) if missing
 
 	// Now is the clock; nil means time.Now. Tests set it; not in TOML.
 	Now func() time.Time
@@ -88,21 +100,57 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.NotifySMTP); err != nil {
 		bad("notify_smtp", "%q is not host:port", c.NotifySMTP)
 	}
+	if c.ReleaseAddress != "" {
+		local, _, _ := strings.Cut(c.ReleaseAddress, "@")
+		switch {
+		case !plainAddress(c.ReleaseAddress) || !strings.Contains(c.ReleaseAddress, "@") || strings.Contains(local, "+"):
+			bad("release_address", "%q is not a plain local@domain address without +", c.ReleaseAddress)
+		case len(local)+1+tokenChars > 64:
+			bad("release_address", "local part %q too long: with +TOKEN it passes 64 characters", local)
+		}
+		if c.Postmaster == "" {
+			bad("release_address", "needs postmaster (the only sender whose reply releases)")
+		}
+		if c.ReleaseTokenTTL <= 0 {
+			bad("release_token_ttl", "must be positive, not %s", c.ReleaseTokenTTL)
+		}
+		if c.ReleaseKeyFile == "" {
+			bad("release_key_file", "required with release_address")
+		}
+	}
 	switch c.Backend {
 	case BackendMemory:
 		if c.StateFile == "" && c.Action == ActionFreeze {
 			bad("state_file", "required with action = \"freeze\" and backend = \"memory\" (freezes must survive a restart)")
 		}
 	case BackendRedis:
-		if c.RedisURL == "" {
+		switch {
+		case len(c.RedisSentinels) > 0 && len(c.RedisCluster) > 0:
+			bad("redis_cluster", "use either redis_sentinels or redis_cluster")
+		case len(c.RedisSentinels) > 0 && c.RedisMasterName == "":
+			bad("redis_master_name", "required with redis_sentinels")
+		case len(c.RedisSentinels) > 0 || len(c.RedisCluster) > 0:
+			for _, a := range append(slices.Clone(c.RedisSentinels), c.RedisCluster...) {
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					bad("redis_sentinels/redis_cluster", "%q is not host:port", a)
+				}
+			}
+		case c.RedisURL == "":
 			bad("redis_url", "required with backend = \"redis\"")
-		} else if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			bad("redis_url", "%v", err)
+		default:
+			if _, err := redis.ParseURL(c.RedisURL); err != nil {
+				bad("redis_url", "%v", err)
+			}
 		}
 	default:
 		bad("backend", "unknown backend %q (memory or redis)", c.Backend)
 	}
 	return errors.Join(errs...)
+}
+
+func (c Config) redisOptions() RedisOptions {
+	return RedisOptions{URL: c.RedisURL, Sentinels: c.RedisSentinels, MasterName: c.RedisMasterName, Cluster: c.RedisCluster,
+		Username: c.RedisUsername, Password: c.RedisPassword, SentinelPassword: c.RedisSentinelPassword}
 }
 
 // plainAddress accepts what can go in MAIL FROM / RCPT TO without quoting:

@@ -14,7 +14,8 @@
 //     spammer down to the limit.
 //   - freeze: the account is frozen: every later message gets 550 5.7.1
 //     (450 4.7.1 in trial mode) until an admin runs `vouch accounts
-//     release LOGIN`, across restarts. The postmaster gets one mail per
+//     release LOGIN` or the postmaster replies to the notification
+//     (release.go), across restarts. The postmaster gets one mail per
 //     freeze.
 //
 // The limit is checked at MAIL FROM, when the recipients of the message
@@ -81,6 +82,8 @@ type Guard struct {
 	local *memStore   // the store (memory backend), or the local mirror (redis)
 	redis *redisStore // nil for the memory backend
 
+	releaseKey []byte // HMAC key of release tokens; nil: release by reply off
+
 	redisRetry time.Duration // how long Redis is skipped after a failure
 	redisDown  atomic.Int64  // unix nanos (real time) until which Redis is skipped; 0: up
 
@@ -141,10 +144,16 @@ func New(cfg Config, log *slog.Logger) (*Guard, error) {
 	}
 	g.local = local
 
+	if cfg.ReleaseAddress != "" {
+		if g.releaseKey, err = loadReleaseKey(cfg.ReleaseKeyFile); err != nil {
+			return nil, fmt.Errorf("hijack.release_key_file: %w", err)
+		}
+	}
+
 	if cfg.Backend == BackendRedis {
 		id := make([]byte, 6)
 		rand.Read(id)
-		rs, err := newRedisStore(cfg.RedisURL, cfg.Window, hex.EncodeToString(id))
+		rs, err := newRedisStore(cfg.redisOptions(), cfg.Window, hex.EncodeToString(id))
 		if err != nil {
 			return nil, err
 		}
@@ -152,6 +161,12 @@ func New(cfg Config, log *slog.Logger) (*Guard, error) {
 		setRedisLogger(g.log)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err = rs.ping(ctx)
+		if err == nil {
+			var n int
+			if n, err = rs.migrate(ctx); n > 0 {
+				g.log.Info("freezes moved from the old redis hash to per-login keys", "freezes", n)
+			}
+		}
 		cancel()
 		if err != nil {
 			// Not fatal: vouch may start before Redis; until Redis answers,
@@ -291,13 +306,18 @@ func (g *Guard) Accepted(ctx context.Context, login string, client netip.Addr, r
 	// Always counted locally: with Redis this is the fallback's memory.
 	counts := g.local.add(login, ev, sample, now)
 	if g.redis != nil {
+		// One member for both paths: if the add reached Redis but its
+		// answer did not, the later write back changes nothing.
+		member := g.redis.member(ev)
 		var rc Counts
 		if g.withRedis(ctx, func(ctx context.Context) error {
 			var err error
-			rc, err = g.redis.add(ctx, login, ev, sample, now)
+			rc, err = g.redis.add(ctx, login, member, sample, now)
 			return err
 		}) {
 			counts = rc
+		} else {
+			g.local.addBacklog(login, backlogEntry{at: now, member: member})
 		}
 	}
 	if g.cfg.Action == ActionFreeze {
@@ -361,7 +381,7 @@ func (g *Guard) check(ctx context.Context, login string, now time.Time) (Counts,
 // freeze freezes login and, if this call made the freeze, logs it and
 // sends the notification.
 func (g *Guard) freeze(ctx context.Context, login string, c Counts, reason string, now time.Time) {
-	f := Freeze{Login: login, Since: now.UTC(), Reason: reason, Messages: c.Messages, Recipients: c.Recipients, Host: g.host}
+	f := Freeze{ID: newFreezeID(), Login: login, Since: now.UTC(), Reason: reason, Messages: c.Messages, Recipients: c.Recipients, Host: g.host}
 	var sample []string
 	var cur Freeze
 	var notify bool
@@ -398,9 +418,9 @@ func (g *Guard) freeze(ctx context.Context, login string, c Counts, reason strin
 	g.sendNotification(cur, sample)
 }
 
-// Release unfreezes login and clears its counters. It reports whether the
-// login was frozen.
-func (g *Guard) Release(ctx context.Context, login string) (bool, error) {
+// Release unfreezes login and clears its counters; by says who asked and
+// how, for the log. It reports whether the login was frozen.
+func (g *Guard) Release(ctx context.Context, login, by string) (bool, error) {
 	if g == nil {
 		return false, nil
 	}
@@ -417,18 +437,20 @@ func (g *Guard) Release(ctx context.Context, login string) (bool, error) {
 		rwas, err := g.redis.release(ctx, login)
 		if err != nil {
 			g.redisFailed(err)
+			g.log.Warn("account released on this instance only (redis unreachable)", "login", login, "by", by, "err", err)
 			return was, fmt.Errorf("redis: %w (released on this instance only)", err)
 		}
 		was = was || rwas
 	}
-	g.log.Info("account released", "login", login, "was_frozen", was)
+	g.log.Info("account released", "login", login, "was_frozen", was, "by", by)
 	return was, nil
 }
 
 // Listing is what `vouch accounts list` shows.
 type Listing struct {
 	Backend    string    `json:"backend"`
-	Source     string    `json:"source"` // where the numbers come from
+	Source     string    `json:"source"`         // where the numbers come from
+	Node       string    `json:"node,omitempty"` // the Redis that answered: node address, or the Cluster's masters
 	Action     string    `json:"action"`
 	Trial      bool      `json:"trial"`
 	Messages   int       `json:"messages_limit"`
@@ -453,6 +475,7 @@ func (g *Guard) List(ctx context.Context) (*Listing, error) {
 			return err
 		}) {
 			l.Accounts, l.Frozen = accounts, frozen
+			l.Node = g.redis.describe(ctx)
 			return l, nil
 		}
 		l.Source = "local counters of this instance (redis unreachable)"
@@ -504,9 +527,21 @@ func (g *Guard) redisFailed(err error) {
 // details).
 const redisTimeout = 2 * time.Second
 
-// pushPending writes the freezes made during an outage to Redis. Their
-// notification was sent already: the claim is taken without mailing.
+// pushPending writes what this instance did alone during an outage to
+// Redis: the messages it counted (so the shared window holds them) and the
+// freezes it made. Their notification was sent already: the claim is
+// taken without mailing.
 func (g *Guard) pushPending() error {
+	for login, entries := range g.local.takeBacklog(g.now()) {
+		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		err := g.redis.backfill(ctx, login, entries, g.now())
+		cancel()
+		if err != nil {
+			return err
+		}
+		g.local.doneBacklog(login, entries)
+		g.log.Info("messages counted during the redis outage added to redis", "login", login, "messages", len(entries))
+	}
 	for _, f := range g.local.takePending() {
 		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 		cur, _, err := g.redis.freeze(ctx, f, true)

@@ -256,7 +256,7 @@ func TestFreezePersistence(t *testing.T) {
 	if r := send(g2, "Mallory@example.com", ip1, 1); r == nil || r.Code != 550 {
 		t.Fatalf("freeze lost in restart: %s", replyString(r))
 	}
-	if was, err := g2.Release(ctx(), "MALLORY@example.com"); !was || err != nil {
+	if was, err := g2.Release(ctx(), "MALLORY@example.com", "test"); !was || err != nil {
 		t.Fatalf("release: %v %v", was, err)
 	}
 	if r := send(g2, "mallory@example.com", ip1, 1); r != nil {
@@ -326,7 +326,7 @@ func TestNotificationOncePerFreeze(t *testing.T) {
 	}
 
 	// A new freeze after a release is a new notification.
-	g.Release(ctx(), "alice@example.com")
+	g.Release(ctx(), "alice@example.com", "test")
 	for i := 0; i < 4; i++ {
 		send(g, "alice@example.com", ip1, 1)
 	}
@@ -453,5 +453,44 @@ func TestStateFileWriteFails(t *testing.T) {
 	}
 	if st := g.Stats(); st.StateErrors != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestValidateRedisAndRelease: the keys of Sentinel, Cluster and release
+// by reply, each problem naming its key.
+func TestValidateRedisAndRelease(t *testing.T) {
+	base := testConfig(t, newClock())
+	base.Backend, base.Postmaster = BackendRedis, "pm@example.com"
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string // "" means valid
+	}{
+		{"sentinel", func(c *Config) { c.RedisSentinels, c.RedisMasterName = []string{"127.0.0.1:26379"}, "m" }, ""},
+		{"sentinel without master", func(c *Config) { c.RedisSentinels = []string{"127.0.0.1:26379"} }, "hijack.redis_master_name: required"},
+		{"sentinel not host:port", func(c *Config) { c.RedisSentinels, c.RedisMasterName = []string{"localhost"}, "m" }, `"localhost" is not host:port`},
+		{"cluster", func(c *Config) { c.RedisCluster = []string{"127.0.0.1:7000"} }, ""},
+		{"both", func(c *Config) {
+			c.RedisCluster, c.RedisSentinels, c.RedisMasterName = []string{"127.0.0.1:7000"}, []string{"127.0.0.1:26379"}, "m"
+		}, "hijack.redis_cluster: use either"},
+		{"release", func(c *Config) {
+			c.RedisURL, c.ReleaseAddress, c.ReleaseTokenTTL, c.ReleaseKeyFile = "redis://127.0.0.1:6379/0", "vouch-release@example.com", time.Hour, "/k"
+		}, ""},
+		{"release address with +", func(c *Config) {
+			c.RedisURL, c.ReleaseAddress, c.ReleaseTokenTTL, c.ReleaseKeyFile = "redis://127.0.0.1:6379/0", "a+b@example.com", time.Hour, "/k"
+		}, "hijack.release_address"},
+		{"release local part too long", func(c *Config) {
+			c.RedisURL, c.ReleaseAddress, c.ReleaseTokenTTL, c.ReleaseKeyFile = "redis://127.0.0.1:6379/0", strings.Repeat("x", 25)+"@example.com", time.Hour, "/k"
+		}, "too long"},
+		{"release without ttl, key and postmaster", func(c *Config) {
+			c.RedisURL, c.ReleaseAddress, c.Postmaster = "redis://127.0.0.1:6379/0", "vouch-release@example.com", ""
+		}, "hijack.release_token_ttl"},
+	} {
+		c := base
+		tc.edit(&c)
+		err := c.Validate()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

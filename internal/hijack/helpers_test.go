@@ -219,6 +219,8 @@ type redisServer struct {
 	t    testing.TB
 	port int
 	dir  string
+	args []string // added to the command line (replication, cluster mode)
+	conf string   // non-empty: run as a Sentinel with this config
 	cmd  *exec.Cmd
 }
 
@@ -234,7 +236,16 @@ func requireRedis(t testing.TB) string {
 	return path
 }
 
-func startRedis(t testing.TB) *redisServer {
+func startRedis(t testing.TB, args ...string) *redisServer {
+	t.Helper()
+	r := newRedisServer(t)
+	r.args = args
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func newRedisServer(t testing.TB) *redisServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -242,19 +253,37 @@ func startRedis(t testing.TB) *redisServer {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := &redisServer{t: t, port: port, dir: t.TempDir()}
+	return &redisServer{t: t, port: port, dir: t.TempDir()}
+}
+
+// startSentinel runs redis-server as a Sentinel watching master as "m",
+// quick to fail over.
+func startSentinel(t testing.TB, master *redisServer) *redisServer {
+	t.Helper()
+	r := newRedisServer(t)
+	r.conf = filepath.Join(r.dir, "sentinel.conf")
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor m 127.0.0.1 %d 1\n"+
+		"sentinel down-after-milliseconds m 500\nsentinel failover-timeout m 5000\n", r.port, r.dir, master.port)
+	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
 }
 
-func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+func (r *redisServer) url() string  { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+func (r *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
 
 func (r *redisServer) start() {
 	r.t.Helper()
 	bin := requireRedis(r.t)
-	r.cmd = exec.Command(bin, "--save", "", "--appendonly", "no", "--port", fmt.Sprint(r.port),
-		"--bind", "127.0.0.1", "--dir", r.dir, "--daemonize", "no")
+	if r.conf != "" {
+		r.cmd = exec.Command(bin, r.conf, "--sentinel")
+	} else {
+		r.cmd = exec.Command(bin, append([]string{"--save", "", "--appendonly", "no", "--port", fmt.Sprint(r.port),
+			"--bind", "127.0.0.1", "--dir", r.dir, "--daemonize", "no"}, r.args...)...)
+	}
 	var out strings.Builder
 	r.cmd.Stdout, r.cmd.Stderr = &out, &out
 	if err := r.cmd.Start(); err != nil {

@@ -23,6 +23,7 @@ type Counts struct {
 
 // Freeze is a frozen account.
 type Freeze struct {
+	ID         string    `json:"id,omitempty"` // random per freeze (hex), bound into the release token
 	Login      string    `json:"login"`
 	Since      time.Time `json:"since"`
 	Reason     string    `json:"reason"`
@@ -100,13 +101,15 @@ type memStore struct {
 	mu       sync.Mutex
 	accounts map[string]*account
 	frozen   map[string]Freeze
-	pending  map[string]bool // Redis backend: freezes made while Redis was down, not written there yet
+	pending  map[string]bool           // Redis backend: freezes made while Redis was down, not written there yet
+	backlog  map[string][]backlogEntry // Redis backend: messages counted while Redis was down, not added there yet
 
 	writeMu sync.Mutex // orders state file writes
 }
 
 func newMemStore(window time.Duration, path string) (*memStore, error) {
-	m := &memStore{window: window, path: path, accounts: map[string]*account{}, frozen: map[string]Freeze{}, pending: map[string]bool{}}
+	m := &memStore{window: window, path: path, accounts: map[string]*account{}, frozen: map[string]Freeze{}, pending: map[string]bool{},
+		backlog: map[string][]backlogEntry{}}
 	if path == "" {
 		return m, nil
 	}
@@ -220,6 +223,57 @@ func (m *memStore) donePending(login string) {
 	delete(m.pending, login)
 }
 
+// backlogEntry is a message counted while Redis was unreachable, with the
+// window member it gets in Redis (fixed when it is counted, so that a
+// retried write back cannot count it twice).
+type backlogEntry struct {
+	at     time.Time
+	member string
+}
+
+// addBacklog keeps a message counted locally during a Redis outage, to be
+// added to the shared window once Redis answers: otherwise every outage
+// would hand a hijacker a fresh limit.
+func (m *memStore) addBacklog(login string, e backlogEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.backlog[login] = append(m.backlog[login], e)
+}
+
+// takeBacklog returns the messages still to be added to Redis that are
+// inside the window at now; older ones are dropped (they no longer count).
+func (m *memStore) takeBacklog(now time.Time) map[string][]backlogEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cut := now.Add(-m.window)
+	out := map[string][]backlogEntry{}
+	for login, entries := range m.backlog {
+		entries = slices.DeleteFunc(entries, func(e backlogEntry) bool { return !e.at.After(cut) })
+		if len(entries) == 0 {
+			delete(m.backlog, login)
+			continue
+		}
+		m.backlog[login] = entries
+		out[login] = slices.Clone(entries)
+	}
+	return out
+}
+
+// doneBacklog forgets the backlog entries of login that were written to
+// Redis; entries added meanwhile stay.
+func (m *memStore) doneBacklog(login string, written []backlogEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rest := slices.DeleteFunc(m.backlog[login], func(e backlogEntry) bool {
+		return slices.ContainsFunc(written, func(w backlogEntry) bool { return w.member == e.member })
+	})
+	if len(rest) == 0 {
+		delete(m.backlog, login)
+		return
+	}
+	m.backlog[login] = rest
+}
+
 // release removes login's freeze and counters and reports whether it was
 // frozen.
 func (m *memStore) release(login string) (bool, error) {
@@ -227,6 +281,7 @@ func (m *memStore) release(login string) (bool, error) {
 	_, was := m.frozen[login]
 	delete(m.frozen, login)
 	delete(m.pending, login)
+	delete(m.backlog, login)
 	delete(m.accounts, login)
 	m.mu.Unlock()
 	if !was {

@@ -16,25 +16,50 @@ import (
 // notifyTimeout bounds one notification: connect, dialogue and data.
 const notifyTimeout = 30 * time.Second
 
-// sendNotification mails the postmaster about a freeze, in the
-// background: the milter callback that froze the account does not wait
-// for the MTA (which may itself be waiting for this milter).
+// sendNotification mails the postmaster about a freeze.
 func (g *Guard) sendNotification(f Freeze, sample []string) {
 	if g.cfg.Postmaster == "" {
 		return
 	}
-	msg := g.notification(f, sample, g.now())
+	g.mailPostmaster("freeze notification", f.Login, g.notification(f, sample, g.now()))
+}
+
+// mailPostmaster sends msg (what: for the log) to the postmaster in the
+// background: the milter callback that froze the account does not wait
+// for the MTA (which may itself be waiting for this milter).
+func (g *Guard) mailPostmaster(what, login string, msg []byte) {
+	if g.cfg.Postmaster == "" {
+		return
+	}
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
 		if err := sendMail(g.cfg.NotifySMTP, g.heloName(), g.cfg.NotifyFrom, g.cfg.Postmaster, msg); err != nil {
 			g.notifyErrors.Add(1)
-			g.log.Error("freeze notification not sent", "login", f.Login, "to", g.cfg.Postmaster, "smtp", g.cfg.NotifySMTP, "err", err)
+			g.log.Error(what+" not sent", "login", login, "to", g.cfg.Postmaster, "smtp", g.cfg.NotifySMTP, "err", err)
 			return
 		}
 		g.notifications.Add(1)
-		g.log.Info("freeze notification sent", "login", f.Login, "to", g.cfg.Postmaster)
+		g.log.Info(what+" sent", "login", login, "to", g.cfg.Postmaster)
 	}()
+}
+
+// mailHeader writes the header of a mail to the postmaster.
+func (g *Guard) mailHeader(b *bytes.Buffer, subject string, now time.Time, extra ...string) {
+	hdr := func(name, value string) { fmt.Fprintf(b, "%s: %s\r\n", name, value) }
+	hdr("From", "vouch <"+g.cfg.NotifyFrom+">")
+	hdr("To", "<"+g.cfg.Postmaster+">")
+	for i := 0; i+1 < len(extra); i += 2 {
+		hdr(extra[i], extra[i+1])
+	}
+	hdr("Subject", subject)
+	hdr("Date", now.Format(time.RFC1123Z))
+	hdr("Message-ID", "<"+messageID()+"@"+g.heloName()+">")
+	// RFC 3834: no auto-replies, no vacation messages back to vouch.
+	hdr("Auto-Submitted", "auto-generated")
+	hdr("MIME-Version", "1.0")
+	hdr("Content-Type", "text/plain; charset=us-ascii")
+	b.WriteString("\r\n")
 }
 
 func (g *Guard) heloName() string {
@@ -54,17 +79,12 @@ func (g *Guard) notification(f Freeze, sample []string, now time.Time) []byte {
 		host = "vouch"
 	}
 	var b bytes.Buffer
-	hdr := func(name, value string) { fmt.Fprintf(&b, "%s: %s\r\n", name, value) }
-	hdr("From", "vouch <"+g.cfg.NotifyFrom+">")
-	hdr("To", "<"+g.cfg.Postmaster+">")
-	hdr("Subject", "vouch: account "+login+" frozen")
-	hdr("Date", now.Format(time.RFC1123Z))
-	hdr("Message-ID", "<"+messageID()+"@"+g.heloName()+">")
-	// RFC 3834: no auto-replies, no vacation messages back to vouch.
-	hdr("Auto-Submitted", "auto-generated")
-	hdr("MIME-Version", "1.0")
-	hdr("Content-Type", "text/plain; charset=us-ascii")
-	b.WriteString("\r\n")
+	replyTo := g.releaseAddress(f, now)
+	if replyTo != "" {
+		g.mailHeader(&b, "vouch: account "+login+" frozen", now, "Reply-To", "<"+replyTo+">")
+	} else {
+		g.mailHeader(&b, "vouch: account "+login+" frozen", now)
+	}
 
 	reply := replyFrozen
 	if g.cfg.Trial {
@@ -102,6 +122,12 @@ func (g *Guard) notification(f Freeze, sample []string, now time.Time) []byte {
 	line("")
 	line("  vouch accounts release %s", login)
 	line("")
+	if replyTo != "" {
+		line("or simply reply to this mail (it goes to %s),", replyTo)
+		line("from %s through an authenticated session or an internal host,", g.cfg.Postmaster)
+		line("within %s. vouch answers with a confirmation.", tokenLifetime(g.cfg.ReleaseTokenTTL))
+		line("")
+	}
 	line("This is the only notification for this freeze.")
 	return b.Bytes()
 }

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,29 +38,51 @@ import (
 // Scores come from each instance's clock: instances must keep time (NTP);
 // a skew of s shifts when one instance's messages leave the window by s.
 //
-// The freeze list is the hash vouch:hijack:frozen (login -> JSON Freeze),
-// set with HSETNX so the first freeze wins. The notification is claimed
-// with SET vouch:hijack:n:LOGIN NX: exactly one instance mails per freeze,
-// including a freeze that an instance made alone during a Redis outage
-// and writes back later (it mailed already, and takes the claim so that
-// nobody mails again). A release deletes all three.
+// Every key of one login carries the hash tag {LOGIN}
+// (vouch:hijack:{LOGIN}:w, :r, :f, :n), so on a Redis Cluster all of them
+// live in one slot and each Lua script touches one slot only. The freeze
+// is the string vouch:hijack:{LOGIN}:f (JSON Freeze), set with SET NX so
+// the first freeze wins; the freeze list is a SCAN for
+// vouch:hijack:*:f, run on every master of a Cluster. Why not one hash of
+// all freezes, as before: on a Cluster a script could not touch it and a
+// login's window at once, and the per-login key needs no second write to
+// stay consistent. The freeze list is read by `vouch accounts list` and
+// release replies only, so a SCAN is cheap enough. The notification is
+// claimed with SET vouch:hijack:{LOGIN}:n NX: exactly one instance mails
+// per freeze, including a freeze that an instance made alone during a
+// Redis outage and writes back later (it mailed already, and takes the
+// claim so that nobody mails again). A release deletes all four.
 //
-// The scripts touch several keys, so Redis Cluster is not supported (use a
-// single server, or Sentinel).
+// The client is go-redis's UniversalClient: one server (redis_url),
+// Sentinel (redis_sentinels, redis_master_name) or Cluster
+// (redis_cluster).
 type redisStore struct {
-	c      *redis.Client
+	c      redis.UniversalClient
 	window time.Duration
 	id     string // instance id, part of every member
 	seq    atomic.Uint64
+	node   atomic.Value // string: address of the node last connected to
 }
 
 const redisPrefix = "vouch:hijack:"
 
-func winKey(login string) string      { return redisPrefix + "w:" + login }
-func sampleKey(login string) string   { return redisPrefix + "r:" + login }
-func notifiedKey(login string) string { return redisPrefix + "n:" + login }
+// loginKey is login's key of the given kind, with login as hash tag.
+func loginKey(login, kind string) string { return redisPrefix + "{" + login + "}:" + kind }
 
-const frozenKey = redisPrefix + "frozen"
+func winKey(login string) string      { return loginKey(login, "w") }
+func sampleKey(login string) string   { return loginKey(login, "r") }
+func notifiedKey(login string) string { return loginKey(login, "n") }
+func freezeKey(login string) string   { return loginKey(login, "f") }
+
+// legacyFrozenKey is the hash of all freezes of vouch before the
+// per-login keys; New moves its entries (see migrate).
+const legacyFrozenKey = redisPrefix + "frozen"
+
+// loginOfKey returns the login of a key made by loginKey with kind.
+func loginOfKey(key, kind string) string {
+	s := strings.TrimPrefix(key, redisPrefix+"{")
+	return strings.TrimSuffix(s, "}:"+kind)
+}
 
 // sumLua sums the recipients of the members of KEYS[1] (after pruning)
 // and finds the oldest score.
@@ -70,13 +96,13 @@ for i = 1, #members, 2 do
 end
 `
 
-// checkScript: KEYS[1] window, KEYS[2] frozen hash; ARGV[1] now (ms),
-// ARGV[2] window (ms), ARGV[3] login. Returns {messages, recipients,
-// oldest ms, freeze JSON or nil}.
+// checkScript: KEYS[1] window, KEYS[2] freeze; ARGV[1] now (ms),
+// ARGV[2] window (ms). Returns {messages, recipients, oldest ms, freeze
+// JSON or nil}.
 var checkScript = redis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
 ` + sumLua + `
-return {#members / 2, rcpts, oldest, redis.call('HGET', KEYS[2], ARGV[3])}
+return {#members / 2, rcpts, oldest, redis.call('GET', KEYS[2])}
 `)
 
 // addScript: KEYS[1] window, KEYS[2] recipient sample; ARGV[1] now (ms),
@@ -99,42 +125,176 @@ end
 return {#members / 2, rcpts, oldest}
 `)
 
-// freezeScript: KEYS[1] frozen hash, KEYS[2] notification claim; ARGV[1]
-// login, ARGV[2] freeze JSON, ARGV[3] "1" to take the claim. Returns
-// {freeze JSON in force, 1 if the claim was taken}.
+// freezeScript: KEYS[1] freeze, KEYS[2] notification claim; ARGV[1]
+// freeze JSON, ARGV[2] "1" to take the claim. Returns {freeze JSON in
+// force, 1 if the claim was taken}.
 var freezeScript = redis.NewScript(`
-redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local claimed = 0
-if ARGV[3] == '1' and redis.call('SET', KEYS[2], '1', 'NX') then claimed = 1 end
-return {redis.call('HGET', KEYS[1], ARGV[1]), claimed}
+if ARGV[2] == '1' and redis.call('SET', KEYS[2], '1', 'NX') then claimed = 1 end
+return {redis.call('GET', KEYS[1]), claimed}
 `)
 
-func newRedisStore(url string, window time.Duration, id string) (*redisStore, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("hijack.redis_url: %w", err)
+// backfillScript adds messages counted while Redis was unreachable with
+// their own acceptance times: KEYS[1] window; ARGV[1] now (ms), ARGV[2]
+// window (ms), ARGV[3..] score, member pairs. ZADD of a member already
+// there changes nothing, so a retry cannot count twice.
+var backfillScript = redis.NewScript(`
+local now, win = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
+redis.call('PEXPIRE', KEYS[1], win)
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// RedisOptions say which Redis to use: URL (one server), or Sentinels
+// with MasterName, or Cluster; the passwords go with the latter two.
+type RedisOptions struct {
+	URL              string
+	Sentinels        []string
+	MasterName       string
+	Cluster          []string
+	Username         string
+	Password         string
+	SentinelPassword string
+}
+
+func newRedisStore(o RedisOptions, window time.Duration, id string) (*redisStore, error) {
+	r := &redisStore{window: window, id: id}
+	u := &redis.UniversalOptions{
+		Username: o.Username, Password: o.Password, SentinelPassword: o.SentinelPassword,
+		// A milter callback waits for Redis: fail fast, then fail open
+		// or closed, rather than hold the SMTP session.
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1,
+		ContextTimeoutEnabled: true,
+		// No CLIENT SETINFO / MAINT_NOTIFICATIONS handshakes: plain Redis
+		// (and older servers) answer them with errors go-redis would log.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
-	// A milter callback waits for Redis: fail fast, then fail open or
-	// closed, rather than hold the SMTP session. URL parameters
-	// (dial_timeout=...) still win.
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = time.Second
+	switch {
+	case len(o.Cluster) > 0:
+		u.Addrs, u.IsClusterMode = o.Cluster, true
+	case len(o.Sentinels) > 0:
+		u.Addrs, u.MasterName = o.Sentinels, o.MasterName
+	default:
+		opts, err := redis.ParseURL(o.URL)
+		if err != nil {
+			return nil, fmt.Errorf("hijack.redis_url: %w", err)
+		}
+		// URL parameters (dial_timeout=...) win over the defaults above.
+		if opts.DialTimeout == 0 {
+			opts.DialTimeout = u.DialTimeout
+		}
+		if opts.ReadTimeout == 0 {
+			opts.ReadTimeout = u.ReadTimeout
+		}
+		if opts.WriteTimeout == 0 {
+			opts.WriteTimeout = u.WriteTimeout
+		}
+		if opts.MaxRetries == 0 {
+			opts.MaxRetries = u.MaxRetries
+		}
+		opts.ContextTimeoutEnabled, opts.DisableIdentity = true, true
+		opts.MaintNotificationsConfig = u.MaintNotificationsConfig
+		c := redis.NewClient(opts)
+		c.AddHook(nodeHook{r})
+		r.c = c
+		return r, nil
 	}
-	if opts.ReadTimeout == 0 {
-		opts.ReadTimeout = time.Second
+	c := redis.NewUniversalClient(u)
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		cc.OnNewNode(func(n *redis.Client) { n.AddHook(nodeHook{r}) })
+	} else {
+		c.AddHook(nodeHook{r})
 	}
-	if opts.WriteTimeout == 0 {
-		opts.WriteTimeout = time.Second
+	r.c = c
+	return r, nil
+}
+
+// nodeHook records the address of the node each new connection goes to:
+// with Sentinel, the master of the moment.
+type nodeHook struct{ r *redisStore }
+
+func (h nodeHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err == nil {
+			// The remote address: a failover client dials a placeholder
+			// name that it resolves through the Sentinels.
+			h.r.node.Store(c.RemoteAddr().String())
+		}
+		return c, err
 	}
-	if opts.MaxRetries == 0 {
-		opts.MaxRetries = 1
+}
+func (h nodeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h nodeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// describe names the Redis that answers: the node of the last connection,
+// or every master of a Cluster.
+func (r *redisStore) describe(ctx context.Context) string {
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		var addrs []string
+		cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			mu.Lock()
+			addrs = append(addrs, n.Options().Addr)
+			mu.Unlock()
+			return nil
+		})
+		sort.Strings(addrs)
+		return "redis cluster, masters " + strings.Join(addrs, " ")
 	}
-	opts.ContextTimeoutEnabled = true
-	// No CLIENT SETINFO / MAINT_NOTIFICATIONS handshakes: plain Redis (and
-	// older servers) answer them with errors that go-redis would log.
-	opts.DisableIdentity = true
-	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return &redisStore{c: redis.NewClient(opts), window: window, id: id}, nil
+	node, _ := r.node.Load().(string)
+	return "redis " + node
+}
+
+// forEachNode runs fn on the one server, or on every master of a Cluster.
+func (r *redisStore) forEachNode(ctx context.Context, fn func(ctx context.Context, c redis.UniversalClient) error) error {
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return fn(ctx, n) })
+	}
+	return fn(ctx, r.c)
+}
+
+// scanLogins returns the logins that have a key of kind.
+func (r *redisStore) scanLogins(ctx context.Context, kind string) ([]string, error) {
+	var mu sync.Mutex
+	var logins []string
+	err := r.forEachNode(ctx, func(ctx context.Context, c redis.UniversalClient) error {
+		iter := c.Scan(ctx, 0, redisPrefix+"{*}:"+kind, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			logins = append(logins, loginOfKey(iter.Val(), kind))
+			mu.Unlock()
+		}
+		return iter.Err()
+	})
+	sort.Strings(logins)
+	return slices.Compact(logins), err
+}
+
+// migrate moves the freezes of the old all-in-one hash to per-login keys,
+// so that an upgrade releases no frozen account.
+func (r *redisStore) migrate(ctx context.Context) (int, error) {
+	if _, ok := r.c.(*redis.ClusterClient); ok {
+		return 0, nil // the old layout never ran on a Cluster
+	}
+	all, err := r.c.HGetAll(ctx, legacyFrozenKey).Result()
+	if err != nil || len(all) == 0 {
+		return 0, err
+	}
+	for login, js := range all {
+		if err := r.c.SetNX(ctx, freezeKey(login), js, 0).Err(); err != nil {
+			return 0, err
+		}
+		r.c.SetNX(ctx, notifiedKey(login), "1", 0) // it was mailed then
+	}
+	return len(all), r.c.Del(ctx, legacyFrozenKey).Err()
 }
 
 func (r *redisStore) close() error { return r.c.Close() }
@@ -142,7 +302,7 @@ func (r *redisStore) close() error { return r.c.Close() }
 func (r *redisStore) ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
 
 func (r *redisStore) check(ctx context.Context, login string, now time.Time) (Counts, *Freeze, error) {
-	res, err := checkScript.Run(ctx, r.c, []string{winKey(login), frozenKey}, now.UnixMilli(), r.window.Milliseconds(), login).Slice()
+	res, err := checkScript.Run(ctx, r.c, []string{winKey(login), freezeKey(login)}, now.UnixMilli(), r.window.Milliseconds()).Slice()
 	if err != nil {
 		return Counts{}, nil, err
 	}
@@ -160,8 +320,15 @@ func (r *redisStore) check(ctx context.Context, login string, now time.Time) (Co
 	return c, f, nil
 }
 
-func (r *redisStore) add(ctx context.Context, login string, ev event, sample []string, now time.Time) (Counts, error) {
-	member := fmt.Sprintf("%d:%d:%s:%s-%d", ev.at.UnixMilli(), ev.rcpts, ev.ip, r.id, r.seq.Add(1))
+// member is ev's entry in a window: "MS:RCPTS:IP:ID", unique per
+// instance and message.
+func (r *redisStore) member(ev event) string {
+	return fmt.Sprintf("%d:%d:%s:%s-%d", ev.at.UnixMilli(), ev.rcpts, ev.ip, r.id, r.seq.Add(1))
+}
+
+// add counts the message with window member (from member) and returns the
+// counts.
+func (r *redisStore) add(ctx context.Context, login, member string, sample []string, now time.Time) (Counts, error) {
 	args := []any{now.UnixMilli(), r.window.Milliseconds(), member}
 	for _, s := range sample {
 		args = append(args, s)
@@ -171,6 +338,15 @@ func (r *redisStore) add(ctx context.Context, login string, ev event, sample []s
 		return Counts{}, err
 	}
 	return parseCounts(res)
+}
+
+// backfill adds messages counted locally during an outage to login's window.
+func (r *redisStore) backfill(ctx context.Context, login string, entries []backlogEntry, now time.Time) error {
+	args := []any{now.UnixMilli(), r.window.Milliseconds()}
+	for _, e := range entries {
+		args = append(args, e.at.UnixMilli(), e.member)
+	}
+	return backfillScript.Run(ctx, r.c, []string{winKey(login)}, args...).Err()
 }
 
 func parseCounts(res []any) (Counts, error) {
@@ -244,7 +420,7 @@ func (r *redisStore) freeze(ctx context.Context, f Freeze, claim bool) (Freeze, 
 	if claim {
 		flag = "1"
 	}
-	res, err := freezeScript.Run(ctx, r.c, []string{frozenKey, notifiedKey(f.Login)}, f.Login, string(js), flag).Slice()
+	res, err := freezeScript.Run(ctx, r.c, []string{freezeKey(f.Login), notifiedKey(f.Login)}, string(js), flag).Slice()
 	if err != nil {
 		return Freeze{}, false, err
 	}
@@ -262,7 +438,7 @@ func (r *redisStore) freeze(ctx context.Context, f Freeze, claim bool) (Freeze, 
 func (r *redisStore) release(ctx context.Context, login string) (bool, error) {
 	var del *redis.IntCmd
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.HDel(ctx, frozenKey, login)
+		del = p.Del(ctx, freezeKey(login))
 		p.Del(ctx, winKey(login), sampleKey(login), notifiedKey(login))
 		return nil
 	})
@@ -274,11 +450,18 @@ func (r *redisStore) release(ctx context.Context, login string) (bool, error) {
 
 func (r *redisStore) list(ctx context.Context, now time.Time) ([]Account, []Freeze, error) {
 	var frozen []Freeze
-	all, err := r.c.HGetAll(ctx, frozenKey).Result()
+	logins, err := r.scanLogins(ctx, "f")
 	if err != nil {
 		return nil, nil, err
 	}
-	for login, js := range all {
+	for _, login := range logins {
+		js, err := r.c.Get(ctx, freezeKey(login)).Result()
+		if errors.Is(err, redis.Nil) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 		var f Freeze
 		if err := json.Unmarshal([]byte(js), &f); err != nil {
 			f = Freeze{Login: login, Reason: "unreadable freeze record: " + err.Error()}
@@ -286,9 +469,10 @@ func (r *redisStore) list(ctx context.Context, now time.Time) ([]Account, []Free
 		frozen = append(frozen, f)
 	}
 	var accounts []Account
-	iter := r.c.Scan(ctx, 0, redisPrefix+"w:*", 1000).Iterator()
-	for iter.Next(ctx) {
-		login := strings.TrimPrefix(iter.Val(), redisPrefix+"w:")
+	if logins, err = r.scanLogins(ctx, "w"); err != nil {
+		return nil, nil, err
+	}
+	for _, login := range logins {
 		c, _, err := r.check(ctx, login, now)
 		if err != nil {
 			return nil, nil, err
@@ -301,9 +485,6 @@ func (r *redisStore) list(ctx context.Context, now time.Time) ([]Account, []Free
 			return nil, nil, err
 		}
 		accounts = append(accounts, Account{Login: login, Counts: c, IPs: ips})
-	}
-	if err := iter.Err(); err != nil {
-		return nil, nil, err
 	}
 	sortListing(accounts, frozen)
 	return accounts, frozen, nil

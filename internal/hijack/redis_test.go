@@ -102,7 +102,7 @@ func TestRedisFreezeShared(t *testing.T) {
 	if r := send(d, "alice@example.com", ip1, 1); r == nil || r.Code != 550 {
 		t.Fatalf("restarted instance: %s", replyString(r))
 	}
-	if was, err := b.Release(ctx(), "alice@example.com"); !was || err != nil {
+	if was, err := b.Release(ctx(), "alice@example.com", "test"); !was || err != nil {
 		t.Fatalf("release: %v %v", was, err)
 	}
 	for i, g := range []*Guard{a, b, d} {
@@ -224,6 +224,58 @@ func TestRedisDown(t *testing.T) {
 			t.Fatal("local limit not applied")
 		}
 	})
+}
+
+// TestRedisOutageBackfill: messages accepted on local counts while Redis
+// was unreachable (fail-open) are added to the shared window, with their
+// own times, once Redis answers again; before, every outage gave the login
+// a fresh limit on every instance.
+func TestRedisOutageBackfill(t *testing.T) {
+	r := startRedis(t)
+	c := newClock()
+	cfg := redisConfig(t, c, r)
+	cfg.Messages, cfg.Window = 5, 10*time.Minute
+	g := newGuard(t, cfg)
+	g.redisRetry = 10 * time.Millisecond
+	other := newGuard(t, cfg)
+	r.stop()
+	for i := 0; i < 3; i++ {
+		if r := send(g, "alice@example.com", ip1, 2); r != nil {
+			t.Fatalf("outage message %d: %s", i+1, r)
+		}
+		c.Advance(time.Minute)
+	}
+	if st := g.Stats(); st.RedisFallbacks == 0 {
+		t.Fatalf("no local decisions during the outage: %+v", st)
+	}
+	r.start() // same port, empty data set
+	time.Sleep(20 * time.Millisecond)
+	// Any Redis call of g writes the backlog first.
+	if _, err := g.List(ctx()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := other.List(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Source != "redis" || len(l.Accounts) != 1 || l.Accounts[0].Messages != 3 || l.Accounts[0].Recipients != 6 ||
+		!l.Accounts[0].Oldest.Equal(newClock().Now()) {
+		t.Fatalf("other instance after the outage: %+v", l)
+	}
+	// The shared limit holds on the instance that never saw the outage.
+	send(other, "alice@example.com", ip1, 1)
+	send(other, "alice@example.com", ip1, 1)
+	if r := send(other, "alice@example.com", ip1, 1); replyString(r)[:3] != "452" {
+		t.Fatalf("6th message in the window: %s", replyString(r))
+	}
+	// Written once: more Redis calls do not add the backlog again, and the
+	// outage messages leave the window at their own times.
+	g.List(ctx())
+	c.Advance(7 * time.Minute) // 10:10: the 10:00 message leaves, 10:01 stays
+	l, _ = other.List(ctx())
+	if len(l.Accounts) != 1 || l.Accounts[0].Messages != 4 {
+		t.Fatalf("after the first outage message left the window: %+v", l)
+	}
 }
 
 func TestMemberIP(t *testing.T) {
