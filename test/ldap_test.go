@@ -245,6 +245,23 @@ func (s *slapd) ldapsURL() string { return fmt.Sprintf("ldaps://127.0.0.1:%d", s
 var srchFilter = regexp.MustCompile(` SRCH base="[^"]*" scope=\d+ deref=\d+ filter="(.*)"\n`)
 
 // searches lists the filters of the searches slapd has answered so far.
+// settledSearches is searches once slapd's log has stopped growing for a
+// moment: the log reaches the test through a pipe, so a search a milter
+// made may show up only after the milter answered (on a loaded machine,
+// one milter's searches were counted as the next one's).
+func (s *slapd) settledSearches() []string {
+	last := -1
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		n := len(s.logs.String())
+		if n == last {
+			break
+		}
+		last = n
+		time.Sleep(200 * time.Millisecond)
+	}
+	return s.searches()
+}
+
 func (s *slapd) searches() []string {
 	var out []string
 	for _, m := range srchFilter.FindAllStringSubmatch(s.logs.String(), -1) {
@@ -652,7 +669,7 @@ LogWhy			yes
 		headers, body := mtaclient.Split([]byte(message(from, fmt.Sprintf("side-ldap-%d", i))))
 		send := func(addr string) ([]string, []string) {
 			t.Helper()
-			before := len(ld.searches())
+			before := len(ld.settledSearches())
 			r, err := sendPostfixLike(addr, &mtaclient.Message{ClientIP: "127.0.0.1", From: from, Rcpts: []string{"bob@remote.test"}, QueueID: fmt.Sprintf("LDAP%d", i),
 				Headers: headers, Body: strings.NewReader(string(body))})
 			if err != nil {
@@ -662,7 +679,7 @@ LogWhy			yes
 			if len(got) > 0 && got[0] != "tempfail" {
 				f.z.verifyAll(t, mtaclient.Render(r.Headers, body))
 			}
-			return got, ld.searches()[before:]
+			return got, ld.settledSearches()[before:]
 		}
 		gotOD, searchesOD := send(od)
 		gotV, searchesV := send(v)
