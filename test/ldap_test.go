@@ -550,7 +550,7 @@ func TestLDAPOutage(t *testing.T) {
 
 func waitLog2(t testing.TB, logs *testutil.LogBuffer, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if strings.Contains(logs.String(), want) {
 			return
 		}

@@ -18,14 +18,7 @@ import (
 
 func waitLog(t testing.TB, v *vouch, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(v.logs.String(), want) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("vouch never logged %q:\n%s", want, v.logs.String())
+	waitLog2(t, v.logs, want)
 }
 
 func sendSigned(t testing.TB, v *vouch, z *zone, from string) []string {
