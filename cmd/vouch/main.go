@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+
+	"vouch/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -85,7 +87,7 @@ func run(args []string) int {
 func didYouMean(name string) string {
 	best, bestDist := "", 3
 	for c := range commands {
-		d := editDistance(name, c)
+		d := config.EditDistance(name, c)
 		if strings.HasPrefix(c, name) && len(name) >= 2 {
 			d = 1
 		}
@@ -97,27 +99,6 @@ func didYouMean(name string) string {
 		return ""
 	}
 	return fmt.Sprintf(": did you mean %q?", best)
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // commit is set at build time with -ldflags "-X main.commit=..." where the

@@ -220,7 +220,7 @@ func tomlFields(t reflect.Type) map[string]int {
 func suggest(key string, table []string, fields map[string]int) string {
 	best, bestDist := "", len(key)/3+1
 	for k := range fields {
-		if dist := editDistance(key, k); dist < bestDist || dist == bestDist && k < best {
+		if dist := EditDistance(key, k); dist < bestDist || dist == bestDist && k < best {
 			best, bestDist = k, dist
 		}
 	}
@@ -248,8 +248,10 @@ func suggest(key string, table []string, fields map[string]int) string {
 	return fmt.Sprintf(" (did you mean %s? a key belongs under its [table])", strings.Join(elsewhere, " or "))
 }
 
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance of a and b (the edits that turn
+// one into the other): the "did you mean" of unknown keys here and of
+// unknown commands in cmd/vouch.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
