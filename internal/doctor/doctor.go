@@ -12,16 +12,17 @@ import (
 	"time"
 
 	"vouch/internal/config"
+	"vouch/internal/domaincheck"
 	"vouch/internal/resolver"
 	"vouch/internal/sockaddr"
 	"vouch/signer"
 )
 
-// Item statuses.
+// Item statuses, as vouch check's.
 const (
-	OK   = "ok"
-	Warn = "warn"
-	Fail = "fail"
+	OK   = domaincheck.OK
+	Warn = domaincheck.Warn
+	Fail = domaincheck.Fail
 )
 
 // Item is one line of the report.
@@ -73,7 +74,7 @@ func Run(ctx context.Context, opts Options) Report {
 		opts.Timeout = 30 * time.Second
 	}
 	d := &doctor{opts: opts, cfg: opts.Config}
-	rep := Report{Config: configName(opts.Config), SendmailCF: opts.SendmailCF}
+	rep := Report{Config: opts.Config.Name(), SendmailCF: opts.SendmailCF}
 	var err error
 	if d.addr, err = sockaddr.Parse(d.cfg.Listen); err != nil {
 		d.add("socket", "vouch's socket", Fail, err.Error(), `listen = "unix:/var/spool/postfix/vouch/vouch.sock"`)
@@ -99,23 +100,12 @@ func Run(ctx context.Context, opts Options) Report {
 		d.selfTest(ctx)
 	}
 	rep.Items = d.items
-	rep.Result = "ok"
-	for _, it := range d.items {
-		switch {
-		case it.Status == Fail:
-			rep.Result, rep.Exit = "failures", 2
-		case it.Status == Warn && rep.Exit == 0:
-			rep.Result, rep.Exit = "warnings", 1
-		}
+	statuses := make([]string, len(d.items))
+	for i, it := range d.items {
+		statuses[i] = it.Status
 	}
+	rep.Result, rep.Exit = domaincheck.Verdict(statuses)
 	return rep
-}
-
-func configName(cfg *config.Config) string {
-	if cfg.Path == "" {
-		return "(embedded defaults)"
-	}
-	return cfg.Path
 }
 
 func (d *doctor) checkPostfix(pf *Postfix) {

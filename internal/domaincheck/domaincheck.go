@@ -108,15 +108,28 @@ func Run(ctx context.Context, res *resolver.Resolver, o Options) Report {
 	if c.ip.IsValid() {
 		rep.IP = c.ip.String()
 	}
-	for _, it := range c.items {
+	statuses := make([]string, len(c.items))
+	for i, it := range c.items {
+		statuses[i] = it.Status
+	}
+	rep.Result, rep.Exit = Verdict(statuses)
+	return rep
+}
+
+// Verdict sums up item statuses as vouch check and vouch doctor report
+// them: any fail is "failures" (exit 2), else any warn is "warnings"
+// (exit 1), else "ok" (0).
+func Verdict(statuses []string) (result string, exit int) {
+	result = "ok"
+	for _, s := range statuses {
 		switch {
-		case it.Status == Fail:
-			rep.Result, rep.Exit = "failures", 2
-		case it.Status == Warn && rep.Exit == 0:
-			rep.Result, rep.Exit = "warnings", 1
+		case s == Fail:
+			return "failures", 2
+		case s == Warn:
+			result, exit = "warnings", 1
 		}
 	}
-	return rep
+	return result, exit
 }
 
 // reachable asks for the root's NS records, which every recursive
