@@ -52,15 +52,21 @@ func (r *Resolver) Addrs(ctx context.Context, name string, v4, v6 bool) ([]netip
 	}
 	answers := make([]*Answer, len(qtypes))
 	errs := make([]error, len(qtypes))
-	var wg sync.WaitGroup
-	for i, qt := range qtypes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			answers[i], errs[i] = r.Query(ctx, name, qt)
-		}()
+	if len(qtypes) == 1 {
+		// One family (iprev's forward lookup): nothing to overlap, and a
+		// goroutine costs more than a cached answer.
+		answers[0], errs[0] = r.Query(ctx, name, qtypes[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, qt := range qtypes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[i], errs[i] = r.Query(ctx, name, qt)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 
 	var addrs []netip.Addr
 	status := NoData
