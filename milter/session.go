@@ -17,6 +17,7 @@ import (
 	"vouch/internal/verify"
 	"vouch/policy"
 	"vouch/signer"
+	"vouch/whitelist"
 )
 
 func sprintf(format string, v ...any) string { return fmt.Sprintf(format, v...) }
@@ -271,6 +272,11 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 		s.fail("header_limit", fmt.Sprintf("header block larger than %d bytes", s.env.MaxHeaders))
 		return gomilter.RespContinue, nil
 	}
+	if s.headers == nil {
+		// One allocation for a usual header block instead of growing it
+		// by doubling from zero in every session.
+		s.headers = make([]mailtext.Header, 0, 32)
+	}
 	s.headers = append(s.headers, mailtext.Header{Name: name, Value: value})
 	if strings.EqualFold(name, "Authentication-Results") {
 		s.arCount++
@@ -365,12 +371,16 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 				return nil, err
 			}
 		}
-		sigs := make([]string, len(s.sigReqs))
-		for i, r := range s.sigReqs {
-			sigs[i] = fmt.Sprintf("d=%s s=%s a=%s", r.Domain, r.Key.Selector, signer.Algorithm(r.Key.Signer))
+		for _, r := range s.sigReqs {
 			s.metrics().Signed(r.Domain)
 		}
-		s.logMessage(qid, "signed", slog.String("signatures", strings.Join(sigs, ", ")))
+		if s.log().Enabled(context.Background(), slog.LevelInfo) { // no strings for a line not written
+			sigs := make([]string, len(s.sigReqs))
+			for i, r := range s.sigReqs {
+				sigs[i] = fmt.Sprintf("d=%s s=%s a=%s", r.Domain, r.Key.Selector, signer.Algorithm(r.Key.Signer))
+			}
+			s.logMessage(qid, "signed", slog.String("signatures", strings.Join(sigs, ", ")))
+		}
 		return s.accept()
 	}
 	if s.internal == "" && s.auth == "" {
@@ -398,7 +408,13 @@ func (s *session) trustedBy() string {
 func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, error) {
 	var results verify.Results
 	var d policy.MessageDecision
-	attrs := []slog.Attr{slog.String("not_signed", s.noSign)}
+	// The log line's attributes are built only when it is written: at
+	// log_level = "warn" they are per-message garbage.
+	logOn := s.log().Enabled(context.Background(), slog.LevelInfo)
+	var attrs []slog.Attr
+	if logOn {
+		attrs = []slog.Attr{slog.String("not_signed", s.noSign)}
+	}
 	if s.verifier != nil {
 		results = s.verifier.Finish()
 		s.verifier = nil
@@ -408,19 +424,8 @@ func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, 
 		v := s.env.Verify
 		entry, allow := policy.Allowlisted(v.Allowlist, s.ip, results)
 		d = policy.DecideMessage(v.Policy, results, allow, v.Mode)
-		attrs = append(attrs, slog.String("dkim", string(results.DKIMStatus())), slog.String("spf", string(results.SPF.Status)),
-			slog.String("dmarc", string(results.DMARC.Status)), slog.String("action", d.Action.String()))
-		if allow {
-			attrs = append(attrs, slog.String("allowlisted", entry.String()))
-		}
-		if d.Reason != "" {
-			attrs = append(attrs, slog.String("cause", d.Cause), slog.String("reason", d.Reason))
-		}
-		if d.Trial {
-			attrs = append(attrs, slog.String("would", d.Configured.String()))
-		}
-		if results.DKIMSkipped > 0 {
-			attrs = append(attrs, slog.Int("dkim_not_checked", results.DKIMSkipped))
+		if logOn {
+			attrs = append(attrs, verifyAttrs(results, d, allow, entry)...)
 		}
 		mt := s.metrics()
 		for _, r := range results.DKIM {
@@ -434,7 +439,10 @@ func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, 
 		}
 	}
 	if d.Reply != nil {
-		s.logMessage(qid, "refused", append(attrs, slog.String("reply", d.Reply.String()))...)
+		if logOn {
+			attrs = append(attrs, slog.String("reply", d.Reply.String()))
+		}
+		s.logMessage(qid, "refused", attrs...)
 		return reply(*d.Reply)
 	}
 	if err := s.addAuthResults(m, results); err != nil {
@@ -449,6 +457,26 @@ func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, 
 	}
 	s.logMessage(qid, result, attrs...)
 	return s.accept()
+}
+
+// verifyAttrs are the verification results and the decision about them
+// for the message's log line.
+func verifyAttrs(results verify.Results, d policy.MessageDecision, allow bool, entry whitelist.Entry) []slog.Attr {
+	attrs := []slog.Attr{slog.String("dkim", string(results.DKIMStatus())), slog.String("spf", string(results.SPF.Status)),
+		slog.String("dmarc", string(results.DMARC.Status)), slog.String("action", d.Action.String())}
+	if allow {
+		attrs = append(attrs, slog.String("allowlisted", entry.String()))
+	}
+	if d.Reason != "" {
+		attrs = append(attrs, slog.String("cause", d.Cause), slog.String("reason", d.Reason))
+	}
+	if d.Trial {
+		attrs = append(attrs, slog.String("would", d.Configured.String()))
+	}
+	if results.DKIMSkipped > 0 {
+		attrs = append(attrs, slog.Int("dkim_not_checked", results.DKIMSkipped))
+	}
+	return attrs
 }
 
 // accept ends an accepted message; an authenticated sender's message
@@ -507,6 +535,9 @@ func (s *session) Cleanup(m gomilter.Modifier) {
 
 // logMessage writes the one line per message.
 func (s *session) logMessage(qid, result string, attrs ...slog.Attr) {
+	if !s.log().Enabled(context.Background(), slog.LevelInfo) {
+		return // build no attributes for a line that is not written
+	}
 	base := []slog.Attr{
 		slog.String("qid", qid), slog.String("client", s.client), slog.String("ip", s.ip.String()),
 		slog.String("from_domain", s.fromDom), slog.String("result", result),
@@ -533,6 +564,17 @@ func (s *session) recordDecision(d policy.Decision) {
 			m.ScreenResult(string(v.Check), string(v.Outcome), v.Action.String())
 		}
 	}
+	msg := "screen"
+	if d.Trial {
+		msg = "screen: would reject (trial mode)"
+	}
+	level := slog.LevelInfo
+	if d.Action == policy.Accept && d.Exemption != "" {
+		level = slog.LevelDebug
+	}
+	if !s.log().Enabled(context.Background(), level) {
+		return // the evidence strings below are the costliest of a decision
+	}
 	attrs := []slog.Attr{
 		slog.String("ip", s.ip.String()), slog.String("client", s.client), slog.String("helo", mailtext.Printable(s.helo)),
 		slog.String("sender", mailtext.Printable(s.sender)), slog.String("action", d.Action.String()),
@@ -558,14 +600,6 @@ func (s *session) recordDecision(d policy.Decision) {
 			detail += " [" + strings.Join(v.Evidence, "; ") + "]"
 		}
 		attrs = append(attrs, slog.String(string(v.Check), detail))
-	}
-	msg := "screen"
-	if d.Trial {
-		msg = "screen: would reject (trial mode)"
-	}
-	level := slog.LevelInfo
-	if d.Action == policy.Accept && d.Exemption != "" {
-		level = slog.LevelDebug
 	}
 	s.log().LogAttrs(context.Background(), level, msg, attrs...)
 }

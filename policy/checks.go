@@ -105,18 +105,20 @@ func (r *Result) hostMatch(ctx context.Context, res *resolver.Resolver, name str
 	var mxs []resolver.MX
 	var mxSt resolver.Status
 	var mxErr error
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		// Both families: existence counts either, the match needs ip's.
-		a.addrs, a.st, a.err = res.Addrs(ctx, name, true, true)
-	}()
-	go func() {
-		defer wg.Done()
-		mxs, mxSt, mxErr = res.MXs(ctx, name)
-	}()
-	wg.Wait()
+	// Both families: existence counts either, the match needs ip's.
+	lookAddrs := func() { a.addrs, a.st, a.err = res.Addrs(ctx, name, true, true) }
+	lookMX := func() { mxs, mxSt, mxErr = res.MXs(ctx, name) }
+	if res.HostCached(name) {
+		// Answers from the cache: goroutines would cost more than they
+		// overlap.
+		lookAddrs()
+		lookMX()
+	} else {
+		var wg sync.WaitGroup
+		wg.Go(lookAddrs)
+		wg.Go(lookMX)
+		wg.Wait()
+	}
 	r.noteAddrs(name, a.addrs, a.st, a.err)
 	if mxErr != nil {
 		r.note("MX %s: %v", name, mxErr)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -254,3 +255,19 @@ func TestValidate(t *testing.T) {
 var whitelistEntry = whitelist.Entry{File: "ReverseXcpt.dat", Line: 3, Text: "192.0.2.*"}
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestPendingResultBeatsExpiredBudget: a check that finished is used even
+// when the budget ran out before it was asked for (Mail runs the MAIL
+// check before it waits for PTR and HELO); a plain select would drop it
+// half of the time.
+func TestPendingResultBeatsExpiredBudget(t *testing.T) {
+	p := &pending{done: make(chan struct{}), res: Result{Check: PTR, Outcomes: []Outcome{NoMatch}}}
+	close(p.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 {
+		if r := p.wait(ctx, PTR); r.TempErr != nil || len(r.Outcomes) != 1 {
+			t.Fatalf("got %+v, want the finished result", r)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package signer
 
 import (
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
@@ -73,27 +72,24 @@ func (s *Signer) headerKeys(headers []mailtext.Header) ([]string, []byte) {
 	b.WriteString("\r\n")
 
 	var keys []string
-	seen := map[string]bool{}
 	// Oversigned names that are not in Headers are in the block too: all
 	// their instances must be in h= before the extra entry.
-	for _, name := range slices.Concat(s.cfg.Headers, s.cfg.Oversign) {
-		lower := strings.ToLower(name)
-		if seen[lower] {
-			continue
-		}
-		seen[lower] = true
-		for range count[lower] {
-			keys = append(keys, name)
+	for _, h := range s.hOrder {
+		for range count[h.lower] {
+			keys = append(keys, h.name)
 		}
 	}
-	for _, name := range s.cfg.Oversign {
-		if count[strings.ToLower(name)] == 0 && mtaAdded[strings.ToLower(name)] {
+	for _, h := range s.oversign {
+		if count[h.lower] == 0 && mtaAdded[h.lower] {
 			continue
 		}
-		keys = append(keys, name)
+		keys = append(keys, h.name)
 	}
 	return keys, []byte(b.String())
 }
+
+// headerName is a configured header name and its lower-case form.
+type headerName struct{ name, lower string }
 
 // mtaAdded are headers an MTA adds to a message that lacks them (RFC 6409
 // §8.2, §8.3: Sendmail does it at delivery, after the milter signed).

@@ -84,6 +84,8 @@ type Signer struct {
 	keys     map[string]*Key   // KeyTable name → key (fixed paths and inline data)
 	inline   map[string][]*Key // domain → [[signing.key]] keys
 	headers  map[string]bool   // lower-case names of headers to sign
+	hOrder   []headerName      // Headers then Oversign, each name once: the order of h=
+	oversign []headerName      // Oversign
 	ldap     *ldapTables       // tables in LDAP, or nil
 	rot      *Rotation         // inline keys with a successor, or nil
 
@@ -117,6 +119,16 @@ func New(cfg Config) (*Signer, []string, error) {
 	}
 	for _, h := range cfg.Oversign {
 		s.headers[strings.ToLower(h)] = true
+	}
+	// Lower-cased once here, not for every message (headerKeys).
+	for _, h := range slices.Concat(cfg.Headers, cfg.Oversign) {
+		n := headerName{h, strings.ToLower(h)}
+		if !slices.ContainsFunc(s.hOrder, func(o headerName) bool { return o.lower == n.lower }) {
+			s.hOrder = append(s.hOrder, n)
+		}
+	}
+	for _, h := range cfg.Oversign {
+		s.oversign = append(s.oversign, headerName{h, strings.ToLower(h)})
 	}
 
 	keysLDAP, signLDAP := isLDAPSpec(cfg.KeyTable), isLDAPSpec(cfg.SigningTable)

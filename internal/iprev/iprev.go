@@ -76,16 +76,23 @@ func ResolvesTo(ctx context.Context, res *resolver.Resolver, names []string, ip 
 		err   error
 	}
 	answers := make([]answer, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := &answers[i]
-			a.addrs, a.st, a.err = res.Addrs(ctx, name, ip.Is4(), ip.Is6())
-		}()
+	if len(names) == 1 {
+		// The usual single PTR name: nothing to overlap, and a goroutine
+		// costs more than a cached answer.
+		a := &answers[0]
+		a.addrs, a.st, a.err = res.Addrs(ctx, names[0], ip.Is4(), ip.Is6())
+	} else {
+		var wg sync.WaitGroup
+		for i, name := range names {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a := &answers[i]
+				a.addrs, a.st, a.err = res.Addrs(ctx, name, ip.Is4(), ip.Is6())
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	var evidence []string
 	var tempErr error
 	for i, a := range answers {

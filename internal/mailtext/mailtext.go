@@ -111,11 +111,11 @@ func ValidDomain(name string) bool {
 	if len(name) == 0 || len(name) > 253 {
 		return false
 	}
-	labels := strings.Split(name, ".")
-	if len(labels) < 2 {
-		return false
-	}
-	for _, l := range labels {
+	// SplitSeq, not Split: no slice of labels per call (this runs for
+	// every HELO, sender and author domain).
+	labels, last := 0, ""
+	for l := range strings.SplitSeq(name, ".") {
+		labels, last = labels+1, l
 		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
 			return false
 		}
@@ -126,7 +126,7 @@ func ValidDomain(name string) bool {
 			}
 		}
 	}
-	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
+	return labels >= 2 && strings.Trim(last, "0123456789") != ""
 }
 
 // Printable reduces text that came from an SMTP client or a message to

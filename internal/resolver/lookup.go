@@ -52,15 +52,23 @@ func (r *Resolver) Addrs(ctx context.Context, name string, v4, v6 bool) ([]netip
 	}
 	answers := make([]*Answer, len(qtypes))
 	errs := make([]error, len(qtypes))
-	var wg sync.WaitGroup
-	for i, qt := range qtypes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	if len(qtypes) == 1 || r.cached(name, qtypes...) {
+		// Nothing to overlap (one family, as iprev asks, or answers from
+		// the cache): a goroutine would cost more than the lookup.
+		for i, qt := range qtypes {
 			answers[i], errs[i] = r.Query(ctx, name, qt)
-		}()
+		}
+	} else {
+		var wg sync.WaitGroup
+		for i, qt := range qtypes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[i], errs[i] = r.Query(ctx, name, qt)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 
 	var addrs []netip.Addr
 	status := NoData
@@ -95,6 +103,26 @@ func (r *Resolver) Addrs(ctx context.Context, name string, v4, v6 bool) ([]netip
 		return nil, 0, firstErr
 	}
 	return nil, status, nil
+}
+
+// HostCached reports whether the cache holds the A, AAAA and MX answers
+// of name now. A caller that would look them up in parallel looks them up
+// one after the other then: on a busy MX nearly every answer is cached,
+// and goroutines would cost more than the lookups. (An answer that
+// expires in between is looked up from the servers: correct, once slower.)
+func (r *Resolver) HostCached(name string) bool {
+	return r.cached(name, mdns.TypeA, mdns.TypeAAAA, mdns.TypeMX)
+}
+
+// cached reports whether every qtype of name is answered from the cache.
+func (r *Resolver) cached(name string, qtypes ...uint16) bool {
+	fqdn := strings.ToLower(mdns.Fqdn(name))
+	for _, qt := range qtypes {
+		if _, ok := r.cache.Peek(cacheKey{fqdn, qt}); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // MXs returns the MX records of name sorted by preference.

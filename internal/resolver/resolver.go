@@ -170,7 +170,14 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*Answe
 	if _, ok := mdns.IsDomainName(fqdn); !ok {
 		return nil, fmt.Errorf("dns: invalid name %q", name)
 	}
-	a, src, err := r.cache.Get(ctx, cacheKey{fqdn, qtype}, func(ctx context.Context) (*Answer, time.Duration, error) {
+	key := cacheKey{fqdn, qtype}
+	// A hit (nearly every lookup on a busy MX) needs no fill closure,
+	// which would be allocated before Get could tell.
+	if a, ok := r.cache.Peek(key); ok {
+		r.Stats.CacheHits.Add(1)
+		return a, nil
+	}
+	a, src, err := r.cache.Get(ctx, key, func(ctx context.Context) (*Answer, time.Duration, error) {
 		a, err := r.exchange(ctx, fqdn, qtype)
 		if err != nil {
 			return nil, 0, err

@@ -233,3 +233,49 @@ func TestTypedLookups(t *testing.T) {
 		t.Fatalf("TXT: %q %v", txts, err)
 	}
 }
+
+// TestHostCached: HostCached is true only while A, AAAA and MX of the name
+// are all in the cache, and Addrs answers the same from the cache (looked
+// up in sequence) as from the servers (in parallel).
+func TestHostCached(t *testing.T) {
+	srv := dnstest.New(t,
+		"mail.example.test. 300 IN A 192.0.2.1",
+		"mail.example.test. 300 IN AAAA 2001:db8::1",
+		"mail.example.test. 300 IN MX 10 mail.example.test.",
+	)
+	r := newTestResolver(t, srv, 100)
+	ctx := context.Background()
+	want := "[192.0.2.1 2001:db8::1]"
+	steps := []struct {
+		name    string
+		do      func() error
+		cached  bool
+		queries int
+	}{
+		{"nothing asked yet", func() error { return nil }, false, 0},
+		{"addresses from the servers", func() error { return checkAddrs(r, "mail.example.test", want) }, false, 2},
+		{"MX too", func() error { _, _, err := r.MXs(ctx, "mail.example.test"); return err }, true, 3},
+		{"addresses from the cache", func() error { return checkAddrs(r, "Mail.Example.Test.", want) }, true, 3},
+		{"expired", func() error { r.cache.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }; return nil }, false, 3},
+		{"addresses again", func() error { return checkAddrs(r, "mail.example.test", want) }, false, 5},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := r.HostCached("MAIL.example.test"); got != s.cached {
+			t.Fatalf("%s: HostCached = %v, want %v", s.name, got, s.cached)
+		}
+		if got := srv.Queries(); got != s.queries {
+			t.Fatalf("%s: server saw %d queries, want %d", s.name, got, s.queries)
+		}
+	}
+}
+
+func checkAddrs(r *Resolver, name, want string) error {
+	addrs, st, err := r.Addrs(context.Background(), name, true, true)
+	if err != nil || st != Found || fmt.Sprint(addrs) != want {
+		return fmt.Errorf("Addrs(%s) = %v %v %v, want %s", name, addrs, st, err, want)
+	}
+	return nil
+}

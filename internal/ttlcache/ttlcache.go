@@ -69,15 +69,9 @@ func New[K comparable, V any](max int) *Cache[K, V] {
 // down with it.
 func (c *Cache[K, V]) Get(ctx context.Context, key K, fill Fill[V]) (V, Source, error) {
 	c.mu.Lock()
-	if el, ok := c.items[key]; ok {
-		e := el.Value.(*entry[K, V])
-		if c.Now().Before(e.expires) {
-			c.lru.MoveToFront(el)
-			c.mu.Unlock()
-			return e.val, Hit, nil
-		}
-		c.lru.Remove(el)
-		delete(c.items, key)
+	if v, ok := c.hitLocked(key); ok {
+		c.mu.Unlock()
+		return v, Hit, nil
 	}
 	cl, joined := c.calls[key]
 	if joined {
@@ -100,6 +94,30 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K, fill Fill[V]) (V, Source, 
 		var zero V
 		return zero, src, ctx.Err()
 	}
+}
+
+// Peek returns the cached value of key, if it has one that has not
+// expired; it never starts a lookup. A caller whose fill function costs an
+// allocation (a closure) asks Peek first, so that a hit costs none.
+func (c *Cache[K, V]) Peek(key K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hitLocked(key)
+}
+
+// hitLocked is the cache hit of Get and Peek; it drops an expired entry.
+func (c *Cache[K, V]) hitLocked(key K) (V, bool) {
+	if el, ok := c.items[key]; ok {
+		e := el.Value.(*entry[K, V])
+		if c.Now().Before(e.expires) {
+			c.lru.MoveToFront(el)
+			return e.val, true
+		}
+		c.lru.Remove(el)
+		delete(c.items, key)
+	}
+	var zero V
+	return zero, false
 }
 
 func (c *Cache[K, V]) run(ctx context.Context, key K, cl *call[V], fill Fill[V]) {

@@ -50,6 +50,41 @@ func TestExpiry(t *testing.T) {
 	}
 }
 
+// TestPeek: Peek sees what Get would answer from the cache (fresh values
+// only) and never fills.
+func TestPeek(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := New[string, string](10)
+	c.Now = func() time.Time { return now }
+	f := &counter{ttl: time.Minute}
+	tests := []struct {
+		advance time.Duration
+		fill    bool // Get before Peek
+		want    string
+		ok      bool
+	}{
+		{0, false, "", false}, // empty cache
+		{0, true, "v", true},
+		{59 * time.Second, false, "v", true},
+		{time.Second, false, "", false}, // exactly the TTL: expired
+		{0, false, "", false},           // and dropped
+		{0, true, "v", true},            // filled again
+	}
+	for i, tc := range tests {
+		now = now.Add(tc.advance)
+		if tc.fill {
+			c.Get(context.Background(), "k", f.fill("v"))
+		}
+		v, ok := c.Peek("k")
+		if v != tc.want || ok != tc.ok {
+			t.Fatalf("step %d: Peek = %q, %v; want %q, %v", i, v, ok, tc.want, tc.ok)
+		}
+	}
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d fills, want 2 (Peek must not fill)", n)
+	}
+}
+
 func TestNotKept(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {

@@ -25,22 +25,34 @@ import (
 // go-msgauth's authres.Format is not used: it has no header.s/header.b,
 // leaves trailing spaces and gets ARC wrong.
 func FormatAuthResults(authservID string, iprev IPRev, r Results) string {
-	var res []string
+	// RFC 8601 §2.2: authserv-id is a value (token or quoted-string);
+	// the local@domain form pvalue allows is not one.
+	id := authservID
+	if !isToken(id) {
+		id = quote(id)
+	}
+	// One builder for the whole value, not a string per result joined
+	// afterwards: the header is written for every inbound message.
+	var b arBuilder
+	b.Grow(256)
+	b.WriteByte(' ')
+	b.WriteString(id)
+	b.WriteByte(';')
 	// dkim=none only when the message was verified (SPF or DMARC ran): an
 	// iprev result alone says nothing about DKIM.
 	verified := r.SPF.Status != "" || r.DMARC.Status != ""
 	if len(r.DKIM) == 0 && verified {
-		res = append(res, "dkim=none")
+		b.result("dkim", None, "", "")
 	}
 	for _, d := range r.DKIM {
-		res = append(res, result("dkim", d.Status, d.Reason, "",
-			"header.d", d.Domain, "header.s", d.Selector, "header.a", d.Algorithm, "header.b", d.B))
+		b.result("dkim", d.Status, d.Reason, "",
+			"header.d", d.Domain, "header.s", d.Selector, "header.a", d.Algorithm, "header.b", d.B)
 	}
 	if s := r.SPF; s.Status != "" {
 		if s.Identity == "helo" {
-			res = append(res, result("spf", s.Status, spfARReason(s), "", "smtp.helo", s.HELO))
+			b.result("spf", s.Status, spfARReason(s), "", "smtp.helo", s.HELO)
 		} else {
-			res = append(res, result("spf", s.Status, spfARReason(s), "", "smtp.mailfrom", s.Sender))
+			b.result("spf", s.Status, spfARReason(s), "", "smtp.mailfrom", s.Sender)
 		}
 	}
 	if d := r.DMARC; d.Status != "" {
@@ -51,25 +63,25 @@ func FormatAuthResults(authservID string, iprev IPRev, r Results) string {
 				comment = "p=" + string(d.Policy)
 			}
 		}
-		res = append(res, result("dmarc", d.Status, d.Reason, comment, "header.from", d.FromDomain))
+		b.result("dmarc", d.Status, d.Reason, comment, "header.from", d.FromDomain)
 	}
 	if iprev.Result != "" {
 		ip := ""
 		if iprev.IP.IsValid() {
 			ip = iprev.IP.Unmap().String()
 		}
-		res = append(res, result("iprev", iprev.Result, "", "", "policy.iprev", ip))
+		b.result("iprev", iprev.Result, "", "", "policy.iprev", ip)
 	}
-	// RFC 8601 §2.2: authserv-id is a value (token or quoted-string);
-	// the local@domain form pvalue allows is not one.
-	id := authservID
-	if !isToken(id) {
-		id = quote(id)
+	if b.results == 0 {
+		b.WriteString(" none")
 	}
-	if len(res) == 0 {
-		return " " + id + "; none"
-	}
-	return " " + id + ";\n\t" + strings.Join(res, ";\n\t")
+	return b.String()
+}
+
+// arBuilder is an Authentication-Results value being written.
+type arBuilder struct {
+	strings.Builder
+	results int
 }
 
 // spfARReason: pass and none need no reason in the header.
@@ -81,10 +93,15 @@ func spfARReason(s SPFResult) string {
 	return s.Reason
 }
 
-// result formats one resinfo: method=result, a comment, reason="...",
-// then the properties (pairs of name, value; empty values are left out).
-func result(method string, st Status, reason, comment string, props ...string) string {
-	var b strings.Builder
+// result writes one resinfo on a line of its own: method=result, a
+// comment, reason="...", then the properties (pairs of name, value; empty
+// values are left out).
+func (b *arBuilder) result(method string, st Status, reason, comment string, props ...string) {
+	if b.results > 0 {
+		b.WriteByte(';')
+	}
+	b.results++
+	b.WriteString("\n\t")
 	b.WriteString(method)
 	b.WriteByte('=')
 	b.WriteString(string(st))
@@ -106,7 +123,6 @@ func result(method string, st Status, reason, comment string, props ...string) s
 		b.WriteByte('=')
 		b.WriteString(pvalue(props[i+1]))
 	}
-	return b.String()
 }
 
 // sanitizeReason keeps a reason safe inside a quoted-string and for
