@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 
 	"vouch/internal/daemon"
 	"vouch/internal/opendkimconf"
@@ -25,10 +29,12 @@ func importOpenDKIM(args []string, stdout, stderr io.Writer) int {
 			"stdout. It uses the same key, table and host files. Every OpenDKIM option\n" +
 			"it cannot carry over is listed, with the reason, at the top of the output\n" +
 			"and on stderr.",
-		exits:   "0 converted\n1 the OpenDKIM configuration cannot be read or converted",
+		exits:   "0 converted\n1 the OpenDKIM configuration cannot be read or converted, or the password file cannot be written",
 		example: "vouch import-opendkim /etc/opendkim.conf > /etc/vouch/vouch.toml",
 		maxArgs: 1,
 	}, stdout, stderr)
+	passwordFile := fs.String("ldap-password-file", opendkimconf.DefaultLDAPPasswordFile,
+		"where OpenDKIM's LDAPBindPassword is written (mode 0600, owner vouch if that user exists); the printed configuration names this file and never holds the password")
 	pos, code, ok := fs.parse(args)
 	if !ok {
 		return code
@@ -42,11 +48,17 @@ func importOpenDKIM(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vouch import-opendkim: %v\n", err)
 		return 1
 	}
-	res := opendkimconf.Convert(f)
+	res := opendkimconf.Convert(f, opendkimconf.Options{LDAPPasswordFile: *passwordFile})
 	// The output must load as it is; anything else is a bug here.
 	if err := checkLoads(res.TOML); err != nil {
 		fmt.Fprintf(stderr, "vouch import-opendkim: the converted configuration does not load (a bug, please report it with the OpenDKIM file): %v\n", err)
 		return 1
+	}
+	if res.LDAPBindPassword != "" {
+		if err := writeSecret(*passwordFile, res.LDAPBindPassword); err != nil {
+			fmt.Fprintf(stderr, "vouch import-opendkim: LDAPBindPassword: %v (choose another file with -ldap-password-file)\n", err)
+			return 1
+		}
 	}
 	if _, err := stdout.Write(res.TOML); err != nil {
 		fmt.Fprintf(stderr, "vouch import-opendkim: %v\n", err)
@@ -76,4 +88,38 @@ func checkLoads(data []byte) error {
 	}
 	_, err = daemon.Load(path)
 	return err
+}
+
+// writeSecret writes a password file as the signer wants it: mode 0600,
+// owned by the service user when it exists and this runs as root. It never
+// follows a symlink or replaces a file that holds something else; the same
+// password already there is fine (a second import).
+func writeSecret(path, secret string) error {
+	data := secret + "\n"
+	if old, err := os.ReadFile(path); err == nil {
+		if strings.TrimSpace(string(old)) == secret {
+			return nil
+		}
+		return fmt.Errorf("%s exists and holds something else: not replaced", path)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		if u, err := user.Lookup("vouch"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			return os.Chown(path, uid, gid)
+		}
+	}
+	return nil
 }

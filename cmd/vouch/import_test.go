@@ -40,6 +40,35 @@ func TestImportOpenDKIM(t *testing.T) {
 		}
 	}
 
+	// An LDAP bind password goes into a 0600 file of its own, never into
+	// the printed configuration; a second import finds the same password
+	// there, a different one is not overwritten.
+	ldapConf := filepath.Join(dir, "ldap.conf")
+	os.WriteFile(ldapConf, []byte("KeyTable ldap://ldap.example:389/?DKIMDomain,DKIMSelector,DKIMKey,?sub?(DKIMSelector=$d)\n"+
+		"SigningTable ldap://ldap.example:389/?DKIMSelector?sub?(DKIMIdentity=$d)\nLDAPBindUser cn=x\nLDAPBindPassword pa55-w0rd\n"), 0o644)
+	secret := filepath.Join(dir, "ldap.secret")
+	for i, want := range []int{0, 0} {
+		stdout.Reset()
+		stderr.Reset()
+		if code := importOpenDKIM([]string{"-ldap-password-file", secret, ldapConf}, &stdout, &stderr); code != want {
+			t.Fatalf("LDAP import %d: exit %d\n%s", i, code, stderr.String())
+		}
+		if strings.Contains(stdout.String(), "pa55-w0rd") || !strings.Contains(stdout.String(), `ldap_bind_password_file = "`+secret+`"`) {
+			t.Fatalf("LDAP import %d: the TOML holds the password or lacks the file:\n%s", i, stdout.String())
+		}
+		fi, err := os.Stat(secret)
+		if b, _ := os.ReadFile(secret); err != nil || fi.Mode().Perm() != 0o600 || string(b) != "pa55-w0rd\n" {
+			t.Fatalf("LDAP import %d: password file %v %v %q", i, err, fi.Mode(), b)
+		}
+	}
+	os.WriteFile(secret, []byte("other\n"), 0o600)
+	if code := importOpenDKIM([]string{"-ldap-password-file", secret, ldapConf}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "holds something else") {
+		t.Fatalf("a different password file was not refused: exit %d\n%s", code, stderr.String())
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "other\n" {
+		t.Fatalf("the other password file was changed: %q", b)
+	}
+
 	stdout.Reset()
 	stderr.Reset()
 	if code := importOpenDKIM([]string{filepath.Join(dir, "missing.conf")}, &stdout, &stderr); code != 1 || stdout.Len() != 0 {

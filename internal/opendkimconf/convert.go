@@ -34,12 +34,28 @@ type Result struct {
 	TOML       []byte // vouch configuration, commented
 	NotCarried []Item // every setting vouch does not take over, with the reason
 	Notes      []Item // differences in what is taken over
+	// LDAPBindPassword is OpenDKIM's LDAPBindPassword: never written into
+	// the TOML, which names Options.LDAPPasswordFile instead; the caller
+	// writes it there (mode 0600).
+	LDAPBindPassword string
+}
+
+// DefaultLDAPPasswordFile is where import-opendkim puts an LDAP bind
+// password unless told otherwise.
+const DefaultLDAPPasswordFile = "/etc/vouch/ldap.secret"
+
+// Options are the choices the conversion leaves to its caller.
+type Options struct {
+	LDAPPasswordFile string // "" means DefaultLDAPPasswordFile
 }
 
 // Convert turns an OpenDKIM configuration into vouch's. The result names
 // the same key, table and host files; it does not read the key files.
-func Convert(f *File) *Result {
-	c := &converter{f: f, sign: true, handled: map[string]bool{}, pos: map[string]int{}}
+func Convert(f *File, opts Options) *Result {
+	if opts.LDAPPasswordFile == "" {
+		opts.LDAPPasswordFile = DefaultLDAPPasswordFile
+	}
+	c := &converter{f: f, opts: opts, sign: true, handled: map[string]bool{}, pos: map[string]int{}}
 	for i, s := range f.Settings {
 		c.pos[strings.ToLower(s.Name)] = i // the last one counts
 	}
@@ -53,6 +69,7 @@ func Convert(f *File) *Result {
 // converter holds the vouch settings as they are found. Values are TOML
 // already; each carries the OpenDKIM option it came from as a comment.
 type converter struct {
+	opts    Options
 	f       *File
 	res     Result
 	handled map[string]bool // lower-case option names taken care of

@@ -32,7 +32,10 @@ func convert(t *testing.T, conf string, files map[string]string) (*Result, *conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := Convert(f)
+	res := Convert(f, Options{LDAPPasswordFile: "/etc/vouch/test.secret"})
+	if res.LDAPBindPassword != "" && strings.Contains(string(res.TOML), res.LDAPBindPassword) {
+		t.Fatalf("the LDAP bind password is in the TOML:\n%s", res.TOML)
+	}
 	out := filepath.Join(dir, "vouch.toml")
 	if err := os.WriteFile(out, res.TOML, 0o644); err != nil {
 		t.Fatal(err)
@@ -236,14 +239,14 @@ func TestConvert(t *testing.T) {
 			name: "keys in LDAP (Zimbra): tables and bind options carried over",
 			conf: "KeyTable ldap://ldap1.example:389/?DKIMDomain,DKIMSelector,DKIMKey,?sub?(DKIMSelector=$d) ldap://ldap2.example:389/?DKIMDomain,DKIMSelector,DKIMKey,?sub?(DKIMSelector=$d)\n" +
 				"SigningTable ldap://ldap1.example:389/?DKIMSelector?sub?(DKIMIdentity=$d) ldap://ldap2.example:389/?DKIMSelector?sub?(DKIMIdentity=$d)\n" +
-				"LDAPBindUser uid=zmpostfix,cn=appaccts,cn=zimbra\nLDAPBindPassword secret\nLDAPUseTLS 1\nLDAPTimeout 30\n" +
+				"LDAPBindUser uid=zmpostfix,cn=appaccts,cn=zimbra\nLDAPBindPassword s3cr3t-pw\nLDAPUseTLS 1\nLDAPTimeout 30\n" +
 				"LDAPKeepaliveIdle 240\nLDAPKeepaliveProbes 10\nLDAPKeepaliveInterval 30\nLDAPAuthMechanism DIGEST-MD5\n",
 			check: func(t *testing.T, cfg *config.Config) {
 				sg := cfg.Signing
 				if !strings.HasPrefix(sg.KeyTable, "ldap://ldap1.example:389/?DKIMDomain") || !strings.Contains(sg.SigningTable, " ldap://ldap2.example:389/?DKIMSelector") {
 					t.Errorf("tables: %q, %q", sg.KeyTable, sg.SigningTable)
 				}
-				if sg.LDAPBindDN != "uid=zmpostfix,cn=appaccts,cn=zimbra" || sg.LDAPBindPassword != "secret" || !sg.LDAPUseTLS || sg.LDAPTimeout != 30*time.Second {
+				if sg.LDAPBindDN != "uid=zmpostfix,cn=appaccts,cn=zimbra" || sg.LDAPBindPassword != "" || sg.LDAPBindPasswordFile != "/etc/vouch/test.secret" || !sg.LDAPUseTLS || sg.LDAPTimeout != 30*time.Second {
 					t.Errorf("LDAP options: %+v", sg)
 				}
 			},

@@ -23,8 +23,11 @@ func (c *converter) ldapOptions(used bool) {
 		c.signing = append(c.signing, tomlLine{"ldap_bind_dn", tomlString(s.Value), from(s)})
 	}
 	if s, set := c.get("LDAPBindPassword"); set {
-		c.signing = append(c.signing, tomlLine{"ldap_bind_password", tomlString(s.Value), from(s)})
-		c.note("LDAPBindPassword", s, true, "copied into the vouch configuration: better move it to a file of its own (mode 0600, owner vouch) named by ldap_bind_password_file")
+		// A secret does not belong in a file that is printed, mailed and
+		// kept in version control: it goes into a file of its own.
+		c.signing = append(c.signing, tomlLine{"ldap_bind_password_file", tomlString(c.opts.LDAPPasswordFile), from(s)})
+		c.res.LDAPBindPassword = s.Value
+		c.note("LDAPBindPassword", s, true, "written to "+c.opts.LDAPPasswordFile+" (mode 0600, owner vouch), not into the configuration; ldap_bind_password_file names it")
 	}
 	if s, set := c.get("LDAPUseTLS"); set {
 		v, _ := parseBool(s.Value)
