@@ -66,11 +66,14 @@ func (c *converter) onBadSignature(s Setting, action string) {
 }
 
 // onDNSError: verify.temp_error, which takes accept or tempfail only.
+// test/onactions_test.go shows OpenDKIM ignoring On-DNSError for failed
+// key lookups; the note says where vouch then differs.
 func (c *converter) onDNSError(s Setting, action string) {
 	switch action {
 	case "accept", "tempfail":
 		c.verify = append(c.verify, tomlLine{"temp_error", tomlString(action), from(s)})
-		c.note(s.Name, s, true, "vouch applies temp_error only when the DNS failure leaves open a result it would act on (with every verify action accept, it accepts)")
+		c.note(s.Name, s, true, "OpenDKIM accepts a message whose key lookup fails (SERVFAIL, timeout) whatever On-DNSError says; "+
+			"vouch applies temp_error where the failure leaves open a result it would act on (with On-BadSignature reject it tempfails such a message by default)")
 	default:
 		c.drop(s.Name, s, true, "a DNS failure says nothing about the message: vouch accepts or tempfails (verify.temp_error), never "+action)
 	}
