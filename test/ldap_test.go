@@ -933,15 +933,20 @@ TemporaryDirectory      /opt/zimbra/data/tmp
 UMask                   022
 UserID                  zimbra:zimbra
 `, localnets, keyTable, zmpostfixPW, zmpostfixDN, signingTable))
-	out, err := exec.Command(vouchBin, "import-opendkim", conf).Output()
+	secret := filepath.Join(f.dir, "ldap.secret")
+	out, err := exec.Command(vouchBin, "import-opendkim", "-ldap-password-file", secret, conf).Output()
 	if err != nil {
 		t.Fatalf("import-opendkim: %v\n%s", err, out)
 	}
 	converted := string(out)
-	for _, want := range []string{`listen = "inet:8465@[127.0.0.1]"`, "ldap_bind_dn = ", "internal_hosts_file = "} {
+	for _, want := range []string{`listen = "inet:8465@[127.0.0.1]"`, "ldap_bind_dn = ", "internal_hosts_file = ", `ldap_bind_password_file = "` + secret + `"`} {
 		if !strings.Contains(converted, want) {
 			t.Fatalf("converted config lacks %q:\n%s", want, converted)
 		}
+	}
+	// The password went into its own 0600 file, not into the TOML.
+	if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 || strings.Contains(converted, zmpostfixPW) {
+		t.Fatalf("password file %v (%v); in the TOML: %v", fi, err, strings.Contains(converted, zmpostfixPW))
 	}
 	// Run it on a free port instead of 8465.
 	var kept []string
