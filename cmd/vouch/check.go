@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -73,9 +72,7 @@ sending server. Each finding is printed with the record to publish to fix it.`,
 	defer cancel()
 	rep := domaincheck.Run(ctx, res, domaincheck.Options{Domain: rest[0], IP: ip, HELO: *helo, Selector: *selector, Keys: keys})
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		writeJSON(stdout, rep)
 	} else {
 		printCheckReport(stdout, rep)
 	}

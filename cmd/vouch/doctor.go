@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -58,9 +57,7 @@ Zimbra: -postconf /opt/zimbra/common/sbin/postconf -postfix-config /opt/zimbra/c
 	defer cancel()
 	rep := doctor.Run(ctx, opts)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		writeJSON(stdout, rep)
 	} else {
 		printDoctorReport(stdout, rep)
 	}

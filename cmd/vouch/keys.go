@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -107,9 +106,7 @@ func runKeys(args []string, stdout, stderr io.Writer, now time.Time) int {
 		reps = append(reps, reportKey(ctx, res, cfg, k, status, now))
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
+		writeJSON(stdout, struct {
 			Keys  []keyReport `json:"keys"`
 			Notes []string    `json:"notes,omitempty"`
 		}{reps, keysNotes(cfg)})

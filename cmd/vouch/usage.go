@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -107,4 +108,11 @@ func (fs *cmdFlags) parse(args []string) (pos []string, code int, ok bool) {
 		return nil, fs.usageError("unexpected argument %q", pos[fs.maxArgs]), false
 	}
 	return pos, 0, true
+}
+
+// writeJSON is what -json prints: v, indented, one document.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
