@@ -107,9 +107,15 @@ func Parse(spec string) (Address, error) {
 // hyphens, underscores and dots: anything else (brackets, spaces, a second
 // @) is a typo that would only fail later, at listen.
 func validHost(h string) bool {
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
+	if ip, err := netip.ParseAddr(h); err == nil {
+		// netip takes any zone after %, "]" included: fe80::1%eth0 is
+		// fine, ::%]0 would not survive host:port.
+		return ip.Zone() == "" || validName(ip.Zone())
 	}
+	return validName(h)
+}
+
+func validName(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
