@@ -30,12 +30,18 @@ func (n *nulScan) start(length uint32) {
 // scan looks at the next bytes of the packet (remaining bytes were left
 // before them) and replaces NULs inside a header value.
 func (n *nulScan) scan(b []byte, remaining uint32) {
+	if n.length == remaining && len(b) > 0 {
+		n.header = b[0] == 'L' // the command byte
+	}
+	if !n.header {
+		// Body chunks and every other packet: no per-byte work on the
+		// hot path.
+		return
+	}
 	for j := range b {
 		pos := n.length - remaining + uint32(j)
 		switch {
-		case pos == 0:
-			n.header = b[j] == 'L'
-		case !n.header || b[j] != 0:
+		case pos == 0 || b[j] != 0:
 		case !n.nameEnded:
 			n.nameEnded = true
 		case pos < n.length-1: // not the final NUL
