@@ -1,0 +1,187 @@
+package dmarcreport
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DayFormat is how a Period names its UTC day.
+const DayFormat = "2006-01-02"
+
+// PeriodOf is the period an evaluation belongs to.
+func PeriodOf(ev Evaluation) Period {
+	return Period{Domain: ev.Policy.Domain, Day: ev.Time.UTC().Format(DayFormat)}
+}
+
+// RecordKey is what makes two records one: every field but Count.
+func RecordKey(r Record) string {
+	r.Row.Count = 0
+	b, err := json.Marshal(r)
+	if err != nil { // a struct of strings and ints always marshals
+		panic(err)
+	}
+	return string(b)
+}
+
+// ReceivedID names an incoming report: reporters reuse report_id across
+// domains and resend reports, so org, id and domain together.
+func ReceivedID(fb *Feedback) string {
+	return strings.ToLower(fb.Metadata.OrgName) + "\x00" + fb.Metadata.ReportID + "\x00" + strings.ToLower(fb.Policy.Domain)
+}
+
+// dayEnd is the first instant after day.
+func dayEnd(day string) time.Time {
+	t, err := time.Parse(DayFormat, day)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.AddDate(0, 0, 1)
+}
+
+// MemoryStore is a Store in memory: for tests, and lost at exit.
+type MemoryStore struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	periods   map[Period]*memPeriod
+	done      map[Period]bool
+	claims    map[Period]time.Time // claim expiry
+	received  map[string]Received
+	malformed []Malformed
+}
+
+type memPeriod struct {
+	policy PolicyPublished
+	rua    []string
+	keys   []string // first-seen order
+	recs   map[string]Record
+}
+
+// NewMemoryStore makes an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{now: time.Now, periods: map[Period]*memPeriod{}, done: map[Period]bool{},
+		claims: map[Period]time.Time{}, received: map[string]Received{}}
+}
+
+func (m *MemoryStore) Add(_ context.Context, evs []Evaluation) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ev := range evs {
+		p := PeriodOf(ev)
+		if m.done[p] {
+			continue // the report has gone: late rows are not reported twice
+		}
+		mp := m.periods[p]
+		if mp == nil {
+			mp = &memPeriod{recs: map[string]Record{}}
+			m.periods[p] = mp
+		}
+		mp.policy, mp.rua = ev.Policy, slices.Clone(ev.RUA)
+		k := RecordKey(ev.Record)
+		r, ok := mp.recs[k]
+		if !ok {
+			mp.keys = append(mp.keys, k)
+			r = ev.Record
+			r.Row.Count = 0
+		}
+		r.Row.Count += ev.Record.Row.Count
+		mp.recs[k] = r
+	}
+	return nil
+}
+
+func (m *MemoryStore) Unreported(_ context.Context, before time.Time) ([]Aggregate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Aggregate
+	for p, mp := range m.periods {
+		if m.done[p] || dayEnd(p.Day).After(before) {
+			continue
+		}
+		a := Aggregate{Period: p, Policy: mp.policy, RUA: slices.Clone(mp.rua)}
+		for _, k := range mp.keys {
+			a.Records = append(a.Records, mp.recs[k])
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b Aggregate) int {
+		return strings.Compare(a.Day+"\x00"+a.Domain, b.Day+"\x00"+b.Domain)
+	})
+	return out, nil
+}
+
+func (m *MemoryStore) Claim(_ context.Context, p Period, _ string, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if m.done[p] || m.claims[p].After(now) {
+		return false, nil
+	}
+	m.claims[p] = now.Add(ttl)
+	return true, nil
+}
+
+func (m *MemoryStore) Done(_ context.Context, p Period) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.done[p] = true
+	delete(m.periods, p)
+	delete(m.claims, p)
+	return nil
+}
+
+func (m *MemoryStore) AddReceived(_ context.Context, r Received) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.received[r.ID]; ok {
+		return true, nil
+	}
+	m.received[r.ID] = r
+	return false, nil
+}
+
+func (m *MemoryStore) ListReceived(_ context.Context, domain string, since time.Time) ([]Received, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Received
+	for _, r := range m.received {
+		if domain != "" && !strings.EqualFold(r.Feedback.Policy.Domain, domain) {
+			continue
+		}
+		if r.Feedback.Metadata.DateRange.End <= since.Unix() {
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Received) int {
+		return cmp.Or(cmp.Compare(a.Feedback.Metadata.DateRange.Begin, b.Feedback.Metadata.DateRange.Begin), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+func (m *MemoryStore) AddMalformed(_ context.Context, mf Malformed) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.malformed = append(m.malformed, mf)
+	return nil
+}
+
+func (m *MemoryStore) ListMalformed(_ context.Context, since time.Time) ([]Malformed, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Malformed
+	for _, mf := range m.malformed {
+		if mf.ReceivedAt.After(since) {
+			out = append(out, mf)
+		}
+	}
+	return out, nil
+}
+
+func (m *MemoryStore) Close() error { return nil }
+
+var _ Store = (*MemoryStore)(nil)

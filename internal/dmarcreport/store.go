@@ -1,0 +1,88 @@
+package dmarcreport
+
+import (
+	"context"
+	"time"
+)
+
+// Evaluation is what the milter records for one inbound message whose
+// From domain publishes a DMARC record with rua= (one Record of Count 1,
+// plus what the report needs about the domain's policy).
+type Evaluation struct {
+	Time   time.Time
+	Policy PolicyPublished // Policy.Domain is the domain the report is about
+	RUA    []string        // the record's rua= URIs as written
+	Record Record          // Row.Count is 1
+}
+
+// Period is one report: a policy domain and a UTC day ("2026-12-05").
+type Period struct {
+	Domain string
+	Day    string
+}
+
+// Aggregate is what the store holds for a Period: the records with their
+// counts summed (records equal in everything but Count are one), and the
+// policy and rua= URIs last seen for the domain that day.
+type Aggregate struct {
+	Period
+	Policy  PolicyPublished
+	RUA     []string
+	Records []Record
+}
+
+// Received is an aggregate report a receiver sent to one of the admin's
+// rua mailboxes.
+type Received struct {
+	ID         string    // unique per report: org_name, report_id and domain (see ReceivedID)
+	ReceivedAt time.Time // when vouch saw the message
+	// MailFrom and HeaderFrom are the report message's envelope sender and
+	// From address; Authenticated says its DMARC passed (a report from an
+	// unauthenticated message may be forged, and list says so).
+	MailFrom      string
+	HeaderFrom    string
+	Authenticated bool
+	Feedback      Feedback
+}
+
+// Malformed is a report message that could not be read: kept (Raw cut at
+// the store's limit) so that the admin can look at it, never acted on.
+type Malformed struct {
+	ReceivedAt time.Time
+	MailFrom   string
+	Reason     string
+	Raw        []byte
+}
+
+// Store keeps both directions' data. Implementations: memory (tests, and
+// nothing configured), bbolt (one MTA), Redis (a fleet). Every method is
+// safe for concurrent use, and by several processes for bbolt and Redis
+// (`vouch reports` runs beside the daemon).
+type Store interface {
+	// Add records evaluations: each adds Count to the record of its
+	// Period equal in every other field, or appends it.
+	Add(ctx context.Context, evs []Evaluation) error
+	// Unreported lists the periods whose day ended before `before` that
+	// hold records and are not Done, oldest first.
+	Unreported(ctx context.Context, before time.Time) ([]Aggregate, error)
+	// Claim takes a period for sending, for ttl: false when another process
+	// holds the claim or the period is Done. A claim that is not followed
+	// by Done expires, and the period is tried again (a temporary failure).
+	Claim(ctx context.Context, p Period, holder string, ttl time.Duration) (bool, error)
+	// Done marks a period reported: its records are dropped and it is
+	// never listed or claimed again.
+	Done(ctx context.Context, p Period) error
+
+	// AddReceived keeps an incoming report; a report already kept (same
+	// ID) is not kept twice and dup is true.
+	AddReceived(ctx context.Context, r Received) (dup bool, err error)
+	// ListReceived returns the kept reports whose date range ends after
+	// since, about domain ("" for every domain), oldest first.
+	ListReceived(ctx context.Context, domain string, since time.Time) ([]Received, error)
+	// AddMalformed keeps a report message that could not be read.
+	AddMalformed(ctx context.Context, m Malformed) error
+	// ListMalformed returns the malformed messages kept since since.
+	ListMalformed(ctx context.Context, since time.Time) ([]Malformed, error)
+
+	Close() error
+}
