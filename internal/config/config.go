@@ -47,6 +47,8 @@ type Config struct {
 	Hijack    Hijack    `toml:"hijack"`
 	Verify    Verify    `toml:"verify"`
 	Rotation  Rotation  `toml:"rotation"`
+	// DMARCReports is aggregate reporting both ways (internal/dmarcreport).
+	DMARCReports DMARCReports `toml:"dmarc_reports"`
 
 	// Path is the file this came from ("" for the embedded defaults).
 	Path string `toml:"-"`
@@ -191,6 +193,41 @@ type Hijack struct {
 	ReleaseAddress  string        `toml:"release_address"`
 	ReleaseTokenTTL time.Duration `toml:"release_token_ttl"`
 	ReleaseKeyFile  string        `toml:"release_key_file"`
+}
+
+// DMARCReports is DMARC aggregate reporting: the reports vouch sends about
+// the mail it verified, and the ones receivers send to the admin's rua
+// mailboxes.
+type DMARCReports struct {
+	Enabled bool `toml:"enabled"`
+	// Store: "bolt" (the file in Path) or "redis" (shared by a fleet).
+	Store string `toml:"store"`
+	Path  string `toml:"path"`
+
+	// Sending.
+	Send             bool          `toml:"send"`
+	SendAt           string        `toml:"send_at"` // HH:MM UTC
+	OrgName          string        `toml:"org_name"`
+	From             string        `toml:"from"`
+	ExtraContactInfo string        `toml:"extra_contact_info"`
+	SMTP             string        `toml:"smtp"`
+	MaxReportSize    int64         `toml:"max_report_size"`
+	RetryFor         time.Duration `toml:"retry_for"`
+
+	// Receiving.
+	RUAMailboxes    []string      `toml:"rua_mailboxes"`
+	DiscardReceived bool          `toml:"discard_received"`
+	MaxMessageSize  int64         `toml:"max_message_size"`
+	MaxXMLSize      int64         `toml:"max_xml_size"`
+	KeepReceived    time.Duration `toml:"keep_received"`
+
+	RedisURL              string   `toml:"redis_url"`
+	RedisSentinels        []string `toml:"redis_sentinels"`
+	RedisMasterName       string   `toml:"redis_master_name"`
+	RedisCluster          []string `toml:"redis_cluster"`
+	RedisUsername         string   `toml:"redis_username"`
+	RedisPassword         string   `toml:"redis_password"`
+	RedisSentinelPassword string   `toml:"redis_sentinel_password"`
 }
 
 // Whitelist names the three MDaemon-style exception files.
