@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"testkey": {testkeyCommand, "check that published DKIM keys match the private keys (like opendkim-testkey)"},
 	"keys":    {keysCommand, "list signing keys: age, size, DNS record, rotation to the next key, what to publish now"},
 
+	"reports":  {runReports, "DMARC aggregate reports: list and chart the ones you receive, send yours"},
 	"accounts": {runAccounts, "list sending counters and frozen accounts, release an account (hijack detection)"},
 
 	"import-opendkim": {runImportOpenDKIM, "print the vouch configuration equivalent to an opendkim.conf"},
