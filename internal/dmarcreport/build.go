@@ -15,8 +15,9 @@ type Reporter struct {
 	ExtraContactInfo string
 }
 
-// Build makes the report of one period.
-func Build(rep Reporter, a Aggregate) *Feedback {
+// Build makes the report of one period, read at now (the end of its date
+// range when the day has not ended).
+func Build(rep Reporter, a Aggregate, now time.Time) *Feedback {
 	return &Feedback{Metadata: ReportMetadata{OrgName: rep.OrgName, Email: rep.Email}, Policy: a.Policy, Records: a.Records}
 }
 

@@ -48,7 +48,6 @@ type MemoryStore struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	periods   map[Period]*memPeriod
-	done      map[Period]bool
 	claims    map[Period]time.Time // claim expiry
 	received  map[string]Received
 	malformed []Malformed
@@ -63,7 +62,7 @@ type memPeriod struct {
 
 // NewMemoryStore makes an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{now: time.Now, periods: map[Period]*memPeriod{}, done: map[Period]bool{},
+	return &MemoryStore{now: time.Now, periods: map[Period]*memPeriod{},
 		claims: map[Period]time.Time{}, received: map[string]Received{}}
 }
 
@@ -72,9 +71,6 @@ func (m *MemoryStore) Add(_ context.Context, evs []Evaluation) error {
 	defer m.mu.Unlock()
 	for _, ev := range evs {
 		p := PeriodOf(ev)
-		if m.done[p] {
-			continue // the report has gone: late rows are not reported twice
-		}
 		mp := m.periods[p]
 		if mp == nil {
 			mp = &memPeriod{recs: map[string]Record{}}
@@ -99,7 +95,7 @@ func (m *MemoryStore) Unreported(_ context.Context, before time.Time) ([]Aggrega
 	defer m.mu.Unlock()
 	var out []Aggregate
 	for p, mp := range m.periods {
-		if m.done[p] || dayEnd(p.Day).After(before) {
+		if dayEnd(p.Day).After(before) {
 			continue
 		}
 		a := Aggregate{Period: p, Policy: mp.policy, RUA: slices.Clone(mp.rua)}
@@ -118,19 +114,38 @@ func (m *MemoryStore) Claim(_ context.Context, p Period, _ string, ttl time.Dura
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	if m.done[p] || m.claims[p].After(now) {
+	if m.claims[p].After(now) {
 		return false, nil
 	}
 	m.claims[p] = now.Add(ttl)
 	return true, nil
 }
 
-func (m *MemoryStore) Done(_ context.Context, p Period) error {
+func (m *MemoryStore) Done(_ context.Context, a Aggregate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.done[p] = true
-	delete(m.periods, p)
-	delete(m.claims, p)
+	delete(m.claims, a.Period)
+	mp := m.periods[a.Period]
+	if mp == nil {
+		return nil
+	}
+	for _, r := range a.Records {
+		k := RecordKey(r)
+		cur, ok := mp.recs[k]
+		if !ok {
+			continue
+		}
+		cur.Row.Count -= r.Row.Count
+		if cur.Row.Count > 0 {
+			mp.recs[k] = cur
+			continue
+		}
+		delete(mp.recs, k)
+		mp.keys = slices.DeleteFunc(mp.keys, func(s string) bool { return s == k })
+	}
+	if len(mp.recs) == 0 {
+		delete(m.periods, a.Period)
+	}
 	return nil
 }
 

@@ -62,16 +62,18 @@ type Store interface {
 	// Add records evaluations: each adds Count to the record of its
 	// Period equal in every other field, or appends it.
 	Add(ctx context.Context, evs []Evaluation) error
-	// Unreported lists the periods whose day ended before `before` that
-	// hold records and are not Done, oldest first.
+	// Unreported lists the periods whose day ended at or before `before`
+	// that hold records, oldest first.
 	Unreported(ctx context.Context, before time.Time) ([]Aggregate, error)
 	// Claim takes a period for sending, for ttl: false when another process
-	// holds the claim or the period is Done. A claim that is not followed
-	// by Done expires, and the period is tried again (a temporary failure).
+	// holds the claim. A claim that is not followed by Done expires, and
+	// the period is tried again (a temporary failure).
 	Claim(ctx context.Context, p Period, holder string, ttl time.Duration) (bool, error)
-	// Done marks a period reported: its records are dropped and it is
-	// never listed or claimed again.
-	Done(ctx context.Context, p Period) error
+	// Done says a was reported (or dropped): a's counts are subtracted from
+	// its period, records that reach 0 go, and the claim is released.
+	// What arrived after a was read stays for the next report, so no row is
+	// lost and none is reported twice.
+	Done(ctx context.Context, a Aggregate) error
 
 	// AddReceived keeps an incoming report; a report already kept (same
 	// ID) is not kept twice and dup is true.
