@@ -1,97 +1,14 @@
 package submit
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
 	"slices"
-	"strings"
 	"testing"
+
+	"vouch/internal/testutil"
 )
-
-// server is a scripted SMTP server: replies maps a command prefix ("RCPT
-// TO:<b@") or "greeting" / "data-end" to the reply that replaces the
-// normal 2xx/354. It records the recipients of messages it took.
-type server struct {
-	addr      string
-	delivered chan []string
-}
-
-func newServer(t *testing.T, replies map[string]string) *server {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s := &server{addr: ln.Addr().String(), delivered: make(chan []string, 10)}
-	reply := func(key, normal string) string {
-		for k, r := range replies {
-			if strings.HasPrefix(key, k) {
-				return r
-			}
-		}
-		return normal
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				say := func(s string) { c.Write([]byte(s + "\r\n")) }
-				say(reply("greeting", "220 test ESMTP"))
-				var rcpts []string
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					line = strings.TrimRight(line, "\r\n")
-					switch cmd := strings.ToUpper(line); {
-					case strings.HasPrefix(cmd, "EHLO"):
-						say("250-test\r\n250 STARTTLS") // offered, never taken
-					case strings.HasPrefix(cmd, "RCPT"):
-						rp := reply(line, "250 ok")
-						if rp[0] == '2' {
-							rcpts = append(rcpts, line[len("RCPT TO:<"):len(line)-1])
-						}
-						say(rp)
-					case cmd == "DATA":
-						say("354 go")
-						for {
-							l, err := r.ReadString('\n')
-							if err != nil {
-								return
-							}
-							if l == ".\r\n" {
-								break
-							}
-						}
-						rp := reply("data-end", "250 queued")
-						if rp[0] == '2' {
-							s.delivered <- rcpts
-						}
-						say(rp)
-					case cmd == "QUIT":
-						say("221 bye")
-						return
-					case cmd == "RSET":
-						rcpts = nil
-						say("250 ok")
-					default:
-						say(reply(line, "250 ok"))
-					}
-				}
-			}()
-		}
-	}()
-	return s
-}
 
 func TestSend(t *testing.T) {
 	closed := func() string { // a port nothing listens on
@@ -125,8 +42,9 @@ func TestSend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newServer(t, tt.replies)
-			addr := s.addr
+			s := testutil.NewSMTPServer(t)
+			s.SetReplies(tt.replies)
+			addr := s.Addr
 			if tt.closed {
 				addr = closed
 			}
@@ -141,7 +59,7 @@ func TestSend(t *testing.T) {
 				}
 			default:
 				var e *Error
-				if err == nil || !asError(err, &e) {
+				if !errors.As(err, &e) {
 					t.Fatalf("err %v (%T), want a %s *Error", err, err, tt.wantErr)
 				}
 				if e.Temporary != (tt.wantErr == "temporary") || IsTemporary(err) != e.Temporary || e.Code != tt.code {
@@ -149,20 +67,12 @@ func TestSend(t *testing.T) {
 				}
 			}
 			var got []string
-			select {
-			case got = <-s.delivered:
-			default:
+			if msgs := s.Messages(); len(msgs) > 0 {
+				got = msgs[0].To
 			}
 			if !slices.Equal(got, tt.delivered) {
 				t.Errorf("delivered to %v, want %v", got, tt.delivered)
 			}
 		})
 	}
-}
-
-func asError(err error, e **Error) bool {
-	var x *Error
-	ok := errors.As(err, &x)
-	*e = x
-	return ok
 }
