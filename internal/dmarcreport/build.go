@@ -245,10 +245,10 @@ func uniqueID(reportID string) string {
 }
 
 // safeDomain is a domain as a file name, a report ID and a Subject carry
-// it: lower case, and anything but letters, digits, ".", "-" and "_"
-// replaced by "_". Domains come from DNS and from mail (attacker-written),
-// so "/", "!", spaces and line breaks must not pass, whatever the store
-// holds. "invalid" (RFC 6761) stands for none.
+// it: lower case, labels of letters, digits, "-" and "_" (anything else
+// becomes "_"), no empty label. Domains come from DNS and from mail
+// (attacker-written), so "/", "!", "..", spaces and line breaks must not
+// pass, whatever the store holds. "invalid" (RFC 6761) stands for none.
 func safeDomain(d string) string {
 	d = strings.Map(func(r rune) rune {
 		switch {
@@ -258,9 +258,10 @@ func safeDomain(d string) string {
 			return r + 'a' - 'A'
 		}
 		return '_'
-	}, strings.TrimSuffix(d, "."))
+	}, d)
+	d = strings.Join(slices.DeleteFunc(strings.Split(d, "."), func(l string) bool { return l == "" }), ".")
 	if len(d) > 253 { // RFC 1035 §2.3.4: no longer name exists
-		d = d[:253]
+		d = strings.TrimSuffix(d[:253], ".")
 	}
 	return cmp.Or(d, "invalid")
 }
