@@ -277,12 +277,20 @@ func ReportMail(rep Reporter, fb *Feedback, gz []byte, filename string, to []str
 	boundary := "=_vouch_" + id // "=_" never occurs in base64 or quoted-printable lines
 	var rcpts []string
 	for _, a := range to {
-		rcpts = append(rcpts, (&mail.Address{Address: headerText(a)}).String())
+		// RFC 5321 §4.5.3.1.3: a path is at most 256 octets with its
+		// brackets; no server takes a longer address, and it could not be
+		// kept within a header line.
+		if a = headerText(a); len(a) <= 254 {
+			rcpts = append(rcpts, (&mail.Address{Address: a}).String())
+		}
 	}
+	// The display name is decoration: cut so that From stays short.
+	name := []rune(headerText(rep.OrgName))
+	name = name[:min(len(name), 64)]
 
 	var b bytes.Buffer
-	header := func(name, value string) { fmt.Fprintf(&b, "%s: %s\r\n", name, value) }
-	header("From", (&mail.Address{Name: headerText(rep.OrgName), Address: headerText(rep.Email)}).String())
+	header := func(name, value string) { writeHeader(&b, name, value) }
+	header("From", (&mail.Address{Name: string(name), Address: headerText(rep.Email)}).String())
 	header("To", strings.Join(rcpts, ", "))
 	header("Date", now.Format(time.RFC1123Z))
 	header("Message-ID", fmt.Sprintf("<%s.%d@%s>", id, now.Unix(), receiver(rep)))
@@ -322,6 +330,22 @@ func ReportMail(rep Reporter, fb *Feedback, gz []byte, filename string, to []str
 	b.WriteString(enc + "\r\n")
 	fmt.Fprintf(&b, "--%s--\r\n", boundary)
 	return b.Bytes()
+}
+
+// writeHeader writes one header field, folded at spaces so that its lines
+// stay within 78 characters where its words allow (RFC 5322 §2.1.1,
+// §2.2.3): a long org name or list of recipients must not make a line
+// longer than the 998 characters SMTP carries.
+func writeHeader(b *bytes.Buffer, name, value string) {
+	line := name + ":"
+	for i, w := range strings.Split(value, " ") {
+		if i > 0 && w != "" && len(line)+1+len(w) > 78 {
+			b.WriteString(line + "\r\n")
+			line = ""
+		}
+		line += " " + w
+	}
+	b.WriteString(line + "\r\n")
 }
 
 // headerText is s without control characters (CR and LF above all), so
