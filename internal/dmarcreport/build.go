@@ -313,7 +313,7 @@ func ReportMail(rep Reporter, fb *Feedback, gz []byte, filename string, to []str
 	// The text may hold the org name in UTF-8: quoted-printable keeps the
 	// message 7-bit for any relay.
 	qp := quotedprintable.NewWriter(&b)
-	fmt.Fprintf(qp, "This is a DMARC aggregate report from %s\r\nabout mail from %s, %s to %s UTC.\r\nReport-ID: %s\r\n",
+	fmt.Fprintf(qp, "This is a DMARC aggregate report from %s\r\nabout the domain %s, %s to %s UTC.\r\nReport-ID: %s\r\n",
 		headerText(rep.OrgName), domain, begin, end, headerText(fb.Metadata.ReportID))
 	qp.Close()
 
