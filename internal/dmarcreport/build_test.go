@@ -49,14 +49,18 @@ func testEvaluations() []Evaluation {
 		r.Row.Count = 1
 		return Evaluation{Time: day.Add(tm.Sub(time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC))), Policy: p, RUA: rua, Record: r}
 	}
-	pass := Record{
-		Row:         Row{SourceIP: "192.0.2.10", PolicyEvaluated: PolicyEvaluated{Disposition: "none", DKIM: "pass", SPF: "pass"}},
-		Identifiers: Identifiers{EnvelopeFrom: "example.com", HeaderFrom: "example.com"},
-		AuthResults: AuthResults{
-			DKIM: []DKIMAuthResult{{Domain: "example.com", Selector: "s2026", Result: "pass"}},
-			SPF:  []SPFAuthResult{{Domain: "example.com", Scope: "mfrom", Result: "pass"}},
-		},
+	// passing is a message that passed everything, aligned.
+	passing := func(ip, domain, selector string) Record {
+		return Record{
+			Row:         Row{SourceIP: ip, PolicyEvaluated: PolicyEvaluated{Disposition: "none", DKIM: "pass", SPF: "pass"}},
+			Identifiers: Identifiers{EnvelopeFrom: domain, HeaderFrom: domain},
+			AuthResults: AuthResults{
+				DKIM: []DKIMAuthResult{{Domain: domain, Selector: selector, Result: "pass"}},
+				SPF:  []SPFAuthResult{{Domain: domain, Scope: "mfrom", Result: "pass"}},
+			},
+		}
 	}
+	pass := passing("192.0.2.10", "example.com", "s2026")
 	// The same client over IPv4-mapped IPv6 (a dual-stack socket): the
 	// report merges it into pass.
 	mapped := pass
@@ -104,14 +108,7 @@ func testEvaluations() []Evaluation {
 			SPF:  []SPFAuthResult{{Domain: "mx.example.com", Result: "pass"}},
 		},
 	}
-	orgPass := Record{
-		Row:         Row{SourceIP: "192.0.2.99", PolicyEvaluated: PolicyEvaluated{Disposition: "none", DKIM: "pass", SPF: "pass"}},
-		Identifiers: Identifiers{EnvelopeFrom: "example.org", HeaderFrom: "example.org"},
-		AuthResults: AuthResults{
-			DKIM: []DKIMAuthResult{{Domain: "example.org", Selector: "a", Result: "pass"}},
-			SPF:  []SPFAuthResult{{Domain: "example.org", Scope: "mfrom", Result: "pass"}},
-		},
-	}
+	orgPass := passing("192.0.2.99", "example.org", "a")
 	return []Evaluation{
 		ev("08:00:00", com, v6), ev("08:01:00", com, pass), ev("09:00:00", com, dkimFail),
 		ev("10:00:00", com, pass), ev("11:00:00", com, overridden), ev("12:00:00", com, mapped),
