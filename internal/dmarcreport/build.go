@@ -61,9 +61,9 @@ func Build(rep Reporter, a Aggregate, now time.Time) *Feedback {
 	}
 }
 
-// dateRange is the period's first second and its last one (RFC 7489
-// §7.2.1.1 reports whole UTC days; Google and others end a day at
-// 23:59:59), or now when the day has not ended yet.
+// dateRange is the period's first second and its last one (RFC 7489's
+// ri= defaults to a day, DMARCbis asks for whole UTC days, and Google and
+// others end a day at 23:59:59), or now when the day has not ended yet.
 func dateRange(day string, now time.Time) (begin, end time.Time) {
 	now = now.UTC().Truncate(time.Second)
 	begin, err := time.Parse(DayFormat, day)
@@ -99,8 +99,8 @@ func policyPublished(p PolicyPublished, domain string) PolicyPublished {
 	p.ASPF = cmp.Or(p.ASPF, "r")
 	p.SP = cmp.Or(p.SP, p.P) // no sp=: p= applies to subdomains
 	p.FO = cmp.Or(p.FO, "0")
-	// Pct stays as recorded: pct=0 is a real policy, and the recorder
-	// writes 100 for a record without pct= (verify.ParseDMARC).
+	// Pct stays as recorded: pct=0 is a real policy, and verify.ParseDMARC
+	// gives 100 for a record without pct=.
 	return p
 }
 
