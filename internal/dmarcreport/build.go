@@ -61,9 +61,9 @@ func Build(rep Reporter, a Aggregate, now time.Time) *Feedback {
 	}
 }
 
-// dateRange is the period's first second and its last one (RFC 7489
-// §7.2.1.1 reports whole UTC days; Google and others end a day at
-// 23:59:59), or now when the day has not ended yet.
+// dateRange is the period's first second and its last one (RFC 7489's
+// ri= defaults to a day, DMARCbis asks for whole UTC days, and Google and
+// others end a day at 23:59:59), or now when the day has not ended yet.
 func dateRange(day string, now time.Time) (begin, end time.Time) {
 	now = now.UTC().Truncate(time.Second)
 	begin, err := time.Parse(DayFormat, day)
@@ -99,8 +99,8 @@ func policyPublished(p PolicyPublished, domain string) PolicyPublished {
 	p.ASPF = cmp.Or(p.ASPF, "r")
 	p.SP = cmp.Or(p.SP, p.P) // no sp=: p= applies to subdomains
 	p.FO = cmp.Or(p.FO, "0")
-	// Pct stays as recorded: pct=0 is a real policy, and the recorder
-	// writes 100 for a record without pct= (verify.ParseDMARC).
+	// Pct stays as recorded: pct=0 is a real policy, and verify.ParseDMARC
+	// gives 100 for a record without pct=.
 	return p
 }
 
@@ -245,10 +245,10 @@ func uniqueID(reportID string) string {
 }
 
 // safeDomain is a domain as a file name, a report ID and a Subject carry
-// it: lower case, and anything but letters, digits, ".", "-" and "_"
-// replaced by "_". Domains come from DNS and from mail (attacker-written),
-// so "/", "!", spaces and line breaks must not pass, whatever the store
-// holds. "invalid" (RFC 6761) stands for none.
+// it: lower case, labels of letters, digits, "-" and "_" (anything else
+// becomes "_"), no empty label. Domains come from DNS and from mail
+// (attacker-written), so "/", "!", "..", spaces and line breaks must not
+// pass, whatever the store holds. "invalid" (RFC 6761) stands for none.
 func safeDomain(d string) string {
 	d = strings.Map(func(r rune) rune {
 		switch {
@@ -258,9 +258,10 @@ func safeDomain(d string) string {
 			return r + 'a' - 'A'
 		}
 		return '_'
-	}, strings.TrimSuffix(d, "."))
+	}, d)
+	d = strings.Join(slices.DeleteFunc(strings.Split(d, "."), func(l string) bool { return l == "" }), ".")
 	if len(d) > 253 { // RFC 1035 §2.3.4: no longer name exists
-		d = d[:253]
+		d = strings.TrimSuffix(d[:253], ".")
 	}
 	return cmp.Or(d, "invalid")
 }
@@ -276,12 +277,20 @@ func ReportMail(rep Reporter, fb *Feedback, gz []byte, filename string, to []str
 	boundary := "=_vouch_" + id // "=_" never occurs in base64 or quoted-printable lines
 	var rcpts []string
 	for _, a := range to {
-		rcpts = append(rcpts, (&mail.Address{Address: headerText(a)}).String())
+		// RFC 5321 §4.5.3.1.3: a path is at most 256 octets with its
+		// brackets; no server takes a longer address, and it could not be
+		// kept within a header line.
+		if a = headerText(a); len(a) <= 254 {
+			rcpts = append(rcpts, (&mail.Address{Address: a}).String())
+		}
 	}
+	// The display name is decoration: cut so that From stays short.
+	name := []rune(headerText(rep.OrgName))
+	name = name[:min(len(name), 64)]
 
 	var b bytes.Buffer
-	header := func(name, value string) { fmt.Fprintf(&b, "%s: %s\r\n", name, value) }
-	header("From", (&mail.Address{Name: headerText(rep.OrgName), Address: headerText(rep.Email)}).String())
+	header := func(name, value string) { writeHeader(&b, name, value) }
+	header("From", (&mail.Address{Name: string(name), Address: headerText(rep.Email)}).String())
 	header("To", strings.Join(rcpts, ", "))
 	header("Date", now.Format(time.RFC1123Z))
 	header("Message-ID", fmt.Sprintf("<%s.%d@%s>", id, now.Unix(), receiver(rep)))
@@ -304,7 +313,7 @@ func ReportMail(rep Reporter, fb *Feedback, gz []byte, filename string, to []str
 	// The text may hold the org name in UTF-8: quoted-printable keeps the
 	// message 7-bit for any relay.
 	qp := quotedprintable.NewWriter(&b)
-	fmt.Fprintf(qp, "This is a DMARC aggregate report from %s\r\nabout mail from %s, %s to %s UTC.\r\nReport-ID: %s\r\n",
+	fmt.Fprintf(qp, "This is a DMARC aggregate report from %s\r\nabout the domain %s, %s to %s UTC.\r\nReport-ID: %s\r\n",
 		headerText(rep.OrgName), domain, begin, end, headerText(fb.Metadata.ReportID))
 	qp.Close()
 
@@ -321,6 +330,22 @@ func ReportMail(rep Reporter, fb *Feedback, gz []byte, filename string, to []str
 	b.WriteString(enc + "\r\n")
 	fmt.Fprintf(&b, "--%s--\r\n", boundary)
 	return b.Bytes()
+}
+
+// writeHeader writes one header field, folded at spaces so that its lines
+// stay within 78 characters where its words allow (RFC 5322 §2.1.1,
+// §2.2.3): a long org name or list of recipients must not make a line
+// longer than the 998 characters SMTP carries.
+func writeHeader(b *bytes.Buffer, name, value string) {
+	line := name + ":"
+	for i, w := range strings.Split(value, " ") {
+		if i > 0 && w != "" && len(line)+1+len(w) > 78 {
+			b.WriteString(line + "\r\n")
+			line = ""
+		}
+		line += " " + w
+	}
+	b.WriteString(line + "\r\n")
 }
 
 // headerText is s without control characters (CR and LF above all), so
