@@ -2,10 +2,16 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,7 +110,7 @@ func TestDMARCReportSend(t *testing.T) {
 		subject := "Report Domain: local.test Submitter: local.test"
 		for _, rcpt := range []string{"dmarc@local.test", "agg@reports.test"} {
 			msg := waitReportMail(t, pf, rcpt, subject)
-			doc := testutil.GunzipAttachment(t, msg)
+			doc := gunzipAttachment(t, msg)
 			validateReport(t, doc)
 			var fb dmarcreport.Feedback
 			if err := xml.Unmarshal(doc, &fb); err != nil {
@@ -218,5 +224,38 @@ func validateReport(t *testing.T, doc []byte) {
 	out, err := exec.Command("xmllint", "--noout", "--schema", "../internal/dmarcreport/testdata/rfc7489.xsd", f).CombinedOutput()
 	if err != nil {
 		t.Errorf("the report does not validate: %v\n%s\n%s", err, out, doc)
+	}
+}
+
+// gunzipAttachment returns the first attachment of a multipart message
+// (base64, as vouch writes them), gunzipped, as a report mailbox reads it.
+func gunzipAttachment(t testing.TB, msg []byte) []byte {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatalf("reading the message: %v", err)
+	}
+	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatalf("Content-Type: %v", err)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("no attachment: %v", err)
+		}
+		if !strings.HasPrefix(p.Header.Get("Content-Disposition"), "attachment") {
+			continue
+		}
+		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, p))
+		if err != nil {
+			t.Fatalf("attachment: %v", err)
+		}
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("attachment: %v", err)
+		}
+		return b
 	}
 }

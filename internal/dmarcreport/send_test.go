@@ -97,7 +97,8 @@ func TestSendDueDelivers(t *testing.T) {
 		t.Errorf("envelope %s -> %v", m.From, m.To)
 	}
 	var fb Feedback
-	if err := xml.Unmarshal(testutil.GunzipAttachment(t, []byte(m.Data)), &fb); err != nil {
+	_, _, _, doc := readReportMail(t, []byte(m.Data))
+	if err := xml.Unmarshal(doc, &fb); err != nil {
 		t.Fatal(err)
 	}
 	counts := map[string]int64{}
