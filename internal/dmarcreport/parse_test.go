@@ -3,16 +3,19 @@ package dmarcreport
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/xml"
 	"flag"
 	"fmt"
+	"io"
 	"mime/quotedprintable"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -524,8 +527,8 @@ func TestParseFeedback(t *testing.T) {
 		`<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]>`
 	for _, c := range []struct {
 		name, old, new string // minimalXML with old replaced by new
-		xml                string // or this
-		want               string // the summary, or a text the error has
+		xml            string // or this
+		want           string // the summary, or a text the error has
 	}{
 		{name: "valid", want: ok},
 		{name: "normalized", old: "<domain>example.com</domain><p>none</p>", new: "<domain> Example.COM. </domain><p>NONE</p>",
@@ -663,5 +666,178 @@ func TestParseMessageErrorLength(t *testing.T) {
 	}
 	if !strings.Contains(msg, "; and 37 more") || !strings.HasPrefix(msg, `attachment "0?????`) {
 		t.Errorf("%q", msg)
+	}
+}
+
+// deflateBomb is a raw deflate stream of prefix and then about mib MiB of
+// unit repeated. It is built from one compressed MiB repeated: once the
+// window holds only the pattern, what deflate makes of a flushed MiB of
+// it decodes to that MiB after any such window, so a 1 GiB bomb costs
+// what compressing 3 MiB does.
+func deflateBomb(t *testing.T, prefix, unit string, mib int) []byte {
+	var out bytes.Buffer
+	w, _ := flate.NewWriter(&out, flate.BestCompression)
+	chunk := bytes.Repeat([]byte(unit), (1<<20)/len(unit))
+	next := func(data []byte) []byte {
+		w.Write(data)
+		w.Flush()
+		b := bytes.Clone(out.Bytes())
+		out.Reset()
+		return b
+	}
+	head := next(append([]byte(prefix), chunk...))
+	mid := next(chunk)
+	if !bytes.Equal(next(chunk), mid) {
+		t.Fatal("deflate did not repeat itself")
+	}
+	w.Close()
+	return append(append(head, bytes.Repeat(mid, mib-1)...), out.Bytes()...)
+}
+
+// gzipBomb wraps a deflate stream as gzip; the trailer (CRC and size) is
+// never reached.
+func gzipBomb(deflated []byte) []byte {
+	b := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
+	return append(append(b, deflated...), 0, 0, 0, 0, 0, 0, 0, 0)
+}
+
+// zipBomb stores a deflate stream as report.xml, declaring size bytes.
+func zipBomb(deflated []byte, size uint64) []byte {
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	f, _ := w.CreateRaw(&zip.FileHeader{Name: "report.xml", Method: zip.Deflate, CompressedSize64: uint64(len(deflated)), UncompressedSize64: size})
+	f.Write(deflated)
+	w.Close()
+	return b.Bytes()
+}
+
+// repeatReader gives n bytes of a pattern without holding them.
+type repeatReader struct {
+	pattern []byte
+	n       int64
+	off     int
+}
+
+func (r *repeatReader) Read(b []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > r.n {
+		b = b[:r.n]
+	}
+	for i := range b {
+		b[i] = r.pattern[r.off]
+		r.off = (r.off + 1) % len(r.pattern)
+	}
+	r.n -= int64(len(b))
+	return len(b), nil
+}
+
+// Hostile report mails fail with an error that says why, without panic,
+// and what reading them allocates in all (garbage included) stays under a
+// few times the limits, whatever the 1 GiB they would unpack to.
+func TestParseMessageHostile(t *testing.T) {
+	const mib = 1 << 20
+	lim := Limits{MaxMessage: 4 * mib, MaxXML: 4 * mib}
+	const maxAlloc = 3 * 4 * mib
+	attach := func(ctype, name, cte string, data []byte) func() io.Reader {
+		m := reportMail("r@org.example", "hostile", "\r\n", part{ctype: "text/plain", data: []byte("x\r\n")}, part{ctype, name, cte, data})
+		return func() io.Reader { return bytes.NewReader(m) }
+	}
+	zeros := deflateBomb(t, "", "\x00", 1024)
+	spaces := deflateBomb(t, `<?xml version="1.0"?><feedback>`, " ", 1024)
+	good := zipped("r.xml", []byte(googleXML))
+	manyFiles := func() []byte {
+		var b bytes.Buffer
+		w := zip.NewWriter(&b)
+		for i := range 20 {
+			f, _ := w.Create(fmt.Sprintf("%d.xml", i))
+			f.Write([]byte(minimalXML))
+		}
+		w.Close()
+		return b.Bytes()
+	}()
+	nested := func(depth int) []byte {
+		body := "Content-Type: text/xml\r\n\r\n" + minimalXML + "\r\n"
+		for i := range depth {
+			body = fmt.Sprintf("Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n%s--b%d--\r\n", i, i, body, i)
+		}
+		return []byte("From: r@org.example\r\nSubject: nested\r\nMIME-Version: 1.0\r\n" + body)
+	}
+	laughs := `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol9 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>` +
+		strings.Replace(minimalXML, "Org", "&lol9;", 1)
+	var thousand []part
+	for range 1000 {
+		thousand = append(thousand, part{ctype: "text/xml", data: []byte(minimalXML)})
+	}
+	for _, c := range []struct {
+		name    string
+		mail    func() io.Reader
+		want    string
+		reports int    // read before the error
+		lim     Limits // instead of lim
+		// Instead of maxAlloc: encoding/xml allocates ~700 bytes (garbage
+		// mostly) per element, so a bomb of elements costs up to that
+		// times the MaxXML/16 elements it may have.
+		maxAlloc uint64
+	}{
+		{"zip bomb, 1 GiB declared", attach("application/zip", "r.zip", "base64", zipBomb(zeros, 1<<30)),
+			`attachment "r.zip" file "report.xml": unpacks to 1073741824 bytes, more than 4194304`, 0, Limits{}, 0},
+		{"zip bomb, size understated", attach("application/zip", "r.zip", "base64", zipBomb(spaces, 4*mib-1)),
+			`attachment "r.zip" file "report.xml": zip: not a valid zip file`, 0, Limits{}, 0},
+		{name: "zip bomb of elements", mail: attach("application/zip", "r.zip", "base64", zipBomb(deflateBomb(t, "<feedback><record><auth_results>", "<dkim/>", 1024), mib/4)),
+			want: `attachment "r.zip" file "report.xml": more than 16384 XML elements`,
+			lim:  Limits{MaxMessage: 4 * mib, MaxXML: mib / 4}, maxAlloc: 1024 * 16384},
+		{"gzip bomb of zeros", attach("application/gzip", "r.xml.gz", "base64", gzipBomb(zeros)),
+			`attachment "r.xml.gz": XML: XML syntax error on line 1: illegal character code U+0000`, 0, Limits{}, 0},
+		{"gzip bomb of spaces", attach("application/gzip", "r.xml.gz", "base64", gzipBomb(spaces)),
+			`attachment "r.xml.gz": XML larger than 4194304 bytes`, 0, Limits{}, 0},
+		{"billion laughs", attach("text/xml", "r.xml", "", []byte(laughs)), `attachment "r.xml": XML with a DOCTYPE or other <!...> declaration (refused: entities)`, 0, Limits{}, 0},
+		{"external entity", attach("text/xml", "r.xml", "", []byte(`<?xml version="1.0"?><!DOCTYPE feedback [<!ENTITY e SYSTEM "http://attacker.example/x">]><feedback>&e;</feedback>`)),
+			"XML with a DOCTYPE", 0, Limits{}, 0},
+		{"50 MB attachment", func() io.Reader {
+			head := "From: r@org.example\r\nSubject: big\r\nContent-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+			return io.MultiReader(strings.NewReader(head), &repeatReader{pattern: []byte("UEsDBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n"), n: 50 * 1000 * 1000})
+		}, "message larger than 4194304 bytes", 0, Limits{}, 0},
+		{"broken gzip", attach("application/gzip", "r.xml.gz", "base64", append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, bytes.Repeat([]byte{0xff}, 100)...)),
+			`attachment "r.xml.gz": gzip: flate: corrupt input before offset`, 0, Limits{}, 0},
+		{"gzip checksum", attach("application/gzip", "r.xml.gz", "base64", func() []byte {
+			b := gzipped([]byte(minimalXML))
+			b[len(b)-5] ^= 1
+			return b
+		}()), `attachment "r.xml.gz": gzip: invalid checksum`, 0, Limits{}, 0},
+		{"truncated zip", attach("application/zip", "r.zip", "base64", good[:len(good)/2]), `attachment "r.zip": zip: not a valid zip file`, 0, Limits{}, 0},
+		{"zip without XML", attach("application/zip", "r.zip", "base64", zipped("r.txt", []byte(minimalXML))), `attachment "r.zip": no .xml file in the zip`, 0, Limits{}, 0},
+		{"zip of 20 files", attach("application/zip", "r.zip", "base64", manyFiles), `attachment "r.zip": zip with more than 8 files`, 0, Limits{}, 0},
+		{"MIME nesting bomb", func() io.Reader { return bytes.NewReader(nested(100)) }, "MIME parts nested deeper than 5 are not read", 0, Limits{}, 0},
+		{name: "1000 parts", mail: func() io.Reader { return bytes.NewReader(reportMail("r@org.example", "x", "\r\n", thousand...)) },
+			want: "more than 50 MIME parts: the rest is not read", reports: 49},
+		{"garbage", attach("application/gzip", "r.xml.gz", "base64", []byte("\x00\x01garbage")), `attachment "r.xml.gz": neither gzip, zip nor XML`, 0, Limits{}, 0},
+		{"not XML", attach("text/xml", "r.xml", "", []byte("<html><body>hello</body></html>")), "XML: expected element type <feedback> but have <html>", 0, Limits{}, 0},
+		{"bad base64", func() io.Reader {
+			return strings.NewReader("From: r@org.example\r\nContent-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\r\nH4sI!!!!\r\n")
+		}, `message body: base64: illegal base64 data at input byte 4`, 0, Limits{}, 0},
+		{"unknown transfer encoding", attach("text/xml", "r.xml", "x-uuencode", []byte(minimalXML)), `attachment "r.xml": unknown Content-Transfer-Encoding "x-uuencode"`, 0, Limits{}, 0},
+		{"no header", func() io.Reader { return strings.NewReader("<feedback/>") }, "message header: ", 0, Limits{}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mail, l, most := c.mail(), lim, uint64(maxAlloc)
+			if c.lim != (Limits{}) {
+				l, most = c.lim, c.maxAlloc
+			}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			fbs, err := ParseMessage(mail, l)
+			runtime.ReadMemStats(&after)
+			if len(fbs) != c.reports || err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%d reports, error %v; want %d and %q", len(fbs), err, c.reports, c.want)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > most {
+				t.Errorf("allocated %d bytes, more than %d", n, most)
+			} else {
+				t.Logf("allocated %d bytes", n)
+			}
+		})
 	}
 }
