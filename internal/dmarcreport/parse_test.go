@@ -813,6 +813,11 @@ func TestParseMessageHostile(t *testing.T) {
 		{"MIME nesting bomb", func() io.Reader { return bytes.NewReader(nested(100)) }, "MIME parts nested deeper than 5 are not read", 0, Limits{}, 0},
 		{name: "1000 parts", mail: func() io.Reader { return bytes.NewReader(reportMail("r@org.example", "x", "\r\n", thousand...)) },
 			want: "more than 50 MIME parts: the rest is not read", reports: 49},
+		{name: "unpacked total", mail: func() io.Reader {
+			x := part{ctype: "text/xml", name: "r.xml", data: []byte(googleXML)} // 2 KB
+			return bytes.NewReader(reportMail("r@org.example", "three", "\r\n", x, x, x))
+		}, want: `attachment "r.xml": the reports of the message unpack to more than 5000 bytes`, reports: 2,
+			lim: Limits{MaxMessage: 4 * mib, MaxXML: 4000, MaxUnpacked: 5000}, maxAlloc: 1 * mib},
 		{"garbage", attach("application/gzip", "r.xml.gz", "base64", []byte("\x00\x01garbage")), `attachment "r.xml.gz": neither gzip, zip nor XML`, 0, Limits{}, 0},
 		{"not XML", attach("text/xml", "r.xml", "", []byte("<html><body>hello</body></html>")), "XML: expected element type <feedback> but have <html>", 0, Limits{}, 0},
 		{"bad base64", func() io.Reader {
