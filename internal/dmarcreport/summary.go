@@ -2,6 +2,7 @@ package dmarcreport
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
@@ -122,9 +123,9 @@ type MalformedReport struct {
 // decades wide must not make a chart of thousands of days.
 const maxChartDays = 400
 
-// maxRecordCount caps one record's count (a trillion messages): sums of
-// capped counts cannot overflow.
-const maxRecordCount = 1e12
+// maxRecordCount caps one record's count (a billion messages from one IP,
+// far beyond any real report): sums of capped counts do not overflow.
+const maxRecordCount = 1e9
 
 // Summarize sums reports (and lists malformed ones). Everything is sorted:
 // most messages first, then by name or IP.
@@ -375,4 +376,33 @@ func compareIP(a, b string) int {
 		return 1
 	}
 	return strings.Compare(a, b)
+}
+
+// DispositionText is the dispositions as "none 10, quarantine 2, reject
+// 1": the three of RFC 7489 first, others (a reporter's own words) after,
+// sorted.
+func (c Counts) DispositionText() string {
+	keys := make([]string, 0, len(c.Dispositions))
+	for k := range c.Dispositions {
+		keys = append(keys, k)
+	}
+	rank := map[string]int{"none": 0, "quarantine": 1, "reject": 2}
+	slices.SortFunc(keys, func(a, b string) int {
+		ra, okA := rank[a]
+		rb, okB := rank[b]
+		if !okA {
+			ra = len(rank)
+		}
+		if !okB {
+			rb = len(rank)
+		}
+		return cmp.Or(cmp.Compare(ra, rb), strings.Compare(a, b))
+	})
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if n := c.Dispositions[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

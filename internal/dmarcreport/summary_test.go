@@ -114,7 +114,7 @@ func TestSummarize(t *testing.T) {
 				rec("192.0.2.66", -50, "fail", "fail", "none"),
 				rec("192.0.2.66", 1<<62, "fail", "fail", "none"),
 				rec("192.0.2.66", 1<<62, "fail", "fail", "none"))},
-			want: []string{"example.com evil.example 192.0.2.66 msgs=2000000000000 dmarc=0/0.0 spf=0/0.0 dkim=0/0.0 unauth=2000000000000 none=2000000000000 [unknown source sending as you]"}},
+			want: []string{"example.com evil.example 192.0.2.66 msgs=2000000000 dmarc=0/0.0 spf=0/0.0 dkim=0/0.0 unauth=2000000000 none=2000000000 [unknown source sending as you]"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
