@@ -73,13 +73,13 @@ type chart struct {
 
 // bar is one day: a pass rect on the axis, the fail rect stacked on it.
 type bar struct {
-	Day                  DayCount
-	X, W                 string
-	PassY, PassH         string
-	FailY, FailH         string
-	Label                string // the day, under the bar ("" on most days when there are many)
-	LabelX               string
-	Title                string
+	Day          DayCount
+	X, W         string
+	PassY, PassH string
+	FailY, FailH string
+	Label        string // the day, under the bar ("" on most days when there are many)
+	LabelX       string
+	Title        string
 }
 
 type tick struct {
