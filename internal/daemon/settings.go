@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"vouch/internal/config"
+	"vouch/internal/dmarcreport"
 	"vouch/internal/hijack"
 	"vouch/internal/sockaddr"
 	"vouch/policy"
@@ -144,4 +145,10 @@ func SignerConfig(cfg *config.Config) signer.Config {
 		Rotation: signer.RotationConfig{CheckInterval: r.CheckInterval, PublishDelay: r.PublishDelay,
 			AutoSwitch: r.AutoSwitch, StateFile: r.StateFile},
 	}
+}
+
+// ReportStoreOptions is the [dmarc_reports] store for the dmarcreport
+// package.
+func ReportStoreOptions(cfg *config.Config) dmarcreport.StoreOptions {
+	return dmarcreport.StoreOptions{Kind: cfg.DMARCReports.Store, Path: cfg.DMARCReports.Path}
 }

@@ -24,17 +24,7 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 	"join": func(s []string) string {
 		return strings.Join(s, ", ")
 	},
-	"auth": func(a []AuthSeen) string {
-		parts := make([]string, 0, len(a))
-		for _, x := range a {
-			name := x.Domain
-			if x.Selector != "" {
-				name = x.Selector + "._domainkey." + x.Domain
-			}
-			parts = append(parts, fmt.Sprintf("%s %s (%d)", name, x.Result, x.Messages))
-		}
-		return strings.Join(parts, ", ")
-	},
+	"auth": AuthText,
 }).Parse(pageSource))
 
 // The chart's geometry, in SVG user units.
@@ -91,8 +81,8 @@ type tick struct {
 func WriteHTML(w io.Writer, s Summary, now time.Time) error {
 	d := pageData{Summary: s, Generated: now.UTC().Format("2006-01-02 15:04 UTC")}
 	d.Period = "since " + s.Since.UTC().Format(DayFormat)
-	if !s.First.IsZero() {
-		d.Period = fmt.Sprintf("%s (reports cover %s to %s)", d.Period, s.First.Format(DayFormat), s.Last.Format(DayFormat))
+	if first, last := s.Covered(); first != "" {
+		d.Period = fmt.Sprintf("%s (reports cover %s to %s)", d.Period, first, last)
 	}
 	for _, dom := range s.Domains {
 		d.Domains = append(d.Domains, domainPage{DomainSummary: dom, Chart: layoutChart(dom.Days)})

@@ -378,6 +378,20 @@ func compareIP(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// Covered is the UTC days the reports cover, first and last: a date range
+// ends at the last second of its day or at the next midnight, which is
+// not a day covered.
+func (s Summary) Covered() (first, last string) {
+	if s.Reports == 0 {
+		return "", ""
+	}
+	end := s.Last.Add(-time.Second)
+	if end.Before(s.First) {
+		end = s.First
+	}
+	return s.First.Format(DayFormat), end.Format(DayFormat)
+}
+
 // DispositionText is the dispositions as "none 10, quarantine 2, reject
 // 1": the three of RFC 7489 first, others (a reporter's own words) after,
 // sorted.
@@ -403,6 +417,20 @@ func (c Counts) DispositionText() string {
 		if n := c.Dispositions[k]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", k, n))
 		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// AuthText is results seen as "s1._domainkey.example.com pass (12),
+// example.com fail (3)".
+func AuthText(a []AuthSeen) string {
+	parts := make([]string, 0, len(a))
+	for _, x := range a {
+		name := x.Domain
+		if x.Selector != "" {
+			name = x.Selector + "._domainkey." + x.Domain
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%d)", name, x.Result, x.Messages))
 	}
 	return strings.Join(parts, ", ")
 }
