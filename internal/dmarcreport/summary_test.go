@@ -1,11 +1,15 @@
 package dmarcreport
 
 import (
+	"bytes"
+	"encoding/xml"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/html"
 )
 
 // rec is one record: n messages from ip with the aligned DKIM and SPF
@@ -185,4 +189,77 @@ func TestDaySeriesBounded(t *testing.T) {
 	if len(days) != maxChartDays || days[len(days)-1] != (DayCount{"2026-12-01", 1, 0}) {
 		t.Errorf("%d days, last %v", len(days), days[len(days)-1])
 	}
+}
+
+// FuzzSummarize feeds reports (XML, as a receiver could send anything) to
+// Summarize and WriteHTML: the sums agree at every level, and the page
+// keeps its structure whatever the strings (no element from the report:
+// no script, no event attribute, one bar group per day and one row per
+// source).
+func FuzzSummarize(f *testing.F) {
+	f.Add(`<feedback><report_metadata><org_name>google.com</org_name><report_id>1</report_id><date_range><begin>1796083200</begin><end>1796169599</end></date_range></report_metadata><policy_published><domain>example.com</domain><p>reject</p></policy_published><record><row><source_ip>192.0.2.1</source_ip><count>5</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers><auth_results><dkim><domain>example.com</domain><selector>s</selector><result>pass</result></dkim></auth_results></record></feedback>`, true)
+	f.Add(`<feedback><report_metadata><org_name>&lt;script&gt;alert(1)&lt;/script&gt;</org_name><date_range><begin>-5</begin><end>9</end></date_range></report_metadata><policy_published><domain>"'&gt;&lt;img src=x onerror=alert(1)&gt;</domain></policy_published><record><row><source_ip>&lt;/svg&gt;</source_ip><count>-3</count><policy_evaluated><disposition>&lt;b&gt;</disposition></policy_evaluated></row></record><record><row><source_ip>::1</source_ip><count>9223372036854775807</count></row></record></feedback>`, false)
+	f.Fuzz(func(t *testing.T, doc string, auth bool) {
+		var fb Feedback
+		if xml.Unmarshal([]byte(doc), &fb) != nil {
+			return
+		}
+		s := Summarize([]Received{{ID: ReceivedID(&fb), Authenticated: auth, Feedback: fb}}, nil)
+		if len(s.Domains) != 1 {
+			t.Fatalf("%d domains for one report", len(s.Domains))
+		}
+		d := s.Domains[0]
+		var orgSum, srcSum, daySum, dispSum int64
+		sources := 0
+		for _, o := range d.Orgs {
+			orgSum += o.Messages
+			for _, src := range o.Sources {
+				sources++
+				srcSum += src.Messages
+				if src.DMARCPass > src.Messages || src.DMARCPct < 0 || src.DMARCPct > 100 {
+					t.Errorf("source %q: %d of %d pass, %.1f%%", src.IP, src.DMARCPass, src.Messages, src.DMARCPct)
+				}
+			}
+		}
+		for _, dc := range d.Days {
+			daySum += dc.Pass + dc.Fail
+		}
+		for _, n := range d.Dispositions {
+			dispSum += n
+		}
+		if orgSum != d.Messages || srcSum != d.Messages || daySum != d.Messages || dispSum != d.Messages {
+			t.Errorf("domain %d messages; orgs %d, sources %d, days %d, dispositions %d", d.Messages, orgSum, srcSum, daySum, dispSum)
+		}
+		var buf bytes.Buffer
+		if err := WriteHTML(&buf, s, pageNow); err != nil {
+			t.Fatal(err)
+		}
+		page, err := html.Parse(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		days, rows := 0, 0
+		for n := range page.Descendants() {
+			if n.Type != html.ElementNode {
+				continue
+			}
+			if n.Data == "script" || n.Data == "img" || n.Data == "iframe" {
+				t.Errorf("<%s> element in the page", n.Data)
+			}
+			for _, a := range n.Attr {
+				if strings.HasPrefix(a.Key, "on") {
+					t.Errorf("event attribute %s on <%s>", a.Key, n.Data)
+				}
+				if a.Key == "class" && a.Val == "day" {
+					days++
+				}
+				if a.Key == "class" && strings.HasPrefix(a.Val, "source") && n.Data == "tr" {
+					rows++
+				}
+			}
+		}
+		if days != len(d.Days) || rows != sources {
+			t.Errorf("page has %d day groups and %d source rows, want %d and %d", days, rows, len(d.Days), sources)
+		}
+	})
 }
