@@ -91,19 +91,7 @@ func TestReportsListGolden(t *testing.T) {
 			if code := reportsList(append([]string{"-config", cfg}, tc.args...), &stdout, &stderr, reportsNow); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
-			golden := filepath.Join("testdata/reports", tc.name+".golden")
-			if *updateGolden {
-				if err := os.WriteFile(golden, stdout.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if stdout.String() != string(want) {
-				t.Errorf("output differs from %s (-update rewrites it):\n--- got\n%s\n--- want\n%s", golden, stdout.String(), want)
-			}
+			testutil.Golden(t, filepath.Join("testdata/reports", tc.name+".golden"), stdout.Bytes(), *updateGolden)
 		})
 	}
 }

@@ -3,11 +3,12 @@ package dmarcreport
 import (
 	"bytes"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"vouch/internal/testutil"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite internal/dmarcreport/testdata/golden")
@@ -43,22 +44,7 @@ func TestWriteHTMLGolden(t *testing.T) {
 	if err := WriteHTML(&buf, s, pageNow); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "golden", "page.html")
-	if *updateGolden {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("page differs from %s (-update rewrites it):\n%s", golden, buf.String())
-	}
+	testutil.Golden(t, filepath.Join("testdata", "golden", "page.html"), buf.Bytes(), *updateGolden)
 	// What the page must have whatever its layout: no external asset, the
 	// CSP, one bar group per day (12-01 to 12-04) and the flags.
 	page := buf.String()
