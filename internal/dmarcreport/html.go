@@ -36,6 +36,7 @@ const (
 	plotBottom  = 200 // the x axis; below it the day labels
 	plotRight   = chartWidth - 10
 	maxDayTicks = 12 // day labels along the x axis, at most
+	maxBarWidth = 48 // a chart of a few days keeps slim bars
 )
 
 // pageData is what html.tmpl renders.
@@ -118,7 +119,8 @@ func layoutChart(days []DayCount) chart {
 	for i, d := range days {
 		x := plotLeft + float64(i)*slot
 		passH, failH := scale(d.Pass), scale(d.Fail)
-		b := bar{Day: d, X: num(x + slot*0.1), W: num(slot * 0.8),
+		w := min(slot*0.8, maxBarWidth)
+		b := bar{Day: d, X: num(x + (slot-w)/2), W: num(w),
 			PassY: num(plotBottom - passH), PassH: num(passH),
 			FailY: num(plotBottom - passH - failH), FailH: num(failH),
 			LabelX: num(x + slot/2),
