@@ -40,29 +40,29 @@ func addViewFlags(fs *cmdFlags) viewFlags {
 }
 
 // summary reads the reports the flags select and sums them.
-func (v viewFlags) summary(now time.Time) (dmarcreport.Summary, error) {
+func (v viewFlags) summary(now time.Time) (dmarcreport.ReceivedSummary, error) {
 	since, err := parseSince(*v.since, now)
 	if err != nil {
-		return dmarcreport.Summary{}, err
+		return dmarcreport.ReceivedSummary{}, err
 	}
 	cfg, err := daemon.Load(*v.config)
 	if err != nil {
-		return dmarcreport.Summary{}, err
+		return dmarcreport.ReceivedSummary{}, err
 	}
 	st, err := openReportStore(cfg)
 	if err != nil {
-		return dmarcreport.Summary{}, fmt.Errorf("[dmarc_reports] store: %w", err)
+		return dmarcreport.ReceivedSummary{}, fmt.Errorf("[dmarc_reports] store: %w", err)
 	}
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	received, err := st.ListReceived(ctx, strings.TrimSuffix(*v.domain, "."), since)
 	if err != nil {
-		return dmarcreport.Summary{}, fmt.Errorf("[dmarc_reports] store: %w", err)
+		return dmarcreport.ReceivedSummary{}, fmt.Errorf("[dmarc_reports] store: %w", err)
 	}
 	malformed, err := st.ListMalformed(ctx, since)
 	if err != nil {
-		return dmarcreport.Summary{}, fmt.Errorf("[dmarc_reports] store: %w", err)
+		return dmarcreport.ReceivedSummary{}, fmt.Errorf("[dmarc_reports] store: %w", err)
 	}
 	s := dmarcreport.Summarize(received, malformed)
 	s.Since = since
@@ -168,7 +168,7 @@ func viewFail(stderr io.Writer, cmd string, err error) int {
 
 // printSummary is the text of `vouch reports list`: a block per domain,
 // a line per reporter, a line per source under it.
-func printSummary(w io.Writer, s dmarcreport.Summary) {
+func printSummary(w io.Writer, s dmarcreport.ReceivedSummary) {
 	since := s.Since.Format(dmarcreport.DayFormat)
 	if s.Reports == 0 {
 		fmt.Fprintf(w, "no DMARC aggregate reports received since %s\n", since)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"vouch/internal/config"
@@ -147,8 +148,18 @@ func SignerConfig(cfg *config.Config) signer.Config {
 	}
 }
 
-// ReportStoreOptions is the [dmarc_reports] store for the dmarcreport
-// package.
+// ReportStoreOptions is the store of [dmarc_reports].
 func ReportStoreOptions(cfg *config.Config) dmarcreport.StoreOptions {
 	return dmarcreport.StoreOptions{Kind: cfg.DMARCReports.Store, Path: cfg.DMARCReports.Path}
+}
+
+// ReportSenderOptions is the sending part of [dmarc_reports]; the EHLO
+// name is the host name.
+func ReportSenderOptions(cfg *config.Config) dmarcreport.SenderOptions {
+	d := cfg.DMARCReports
+	host, _ := os.Hostname()
+	return dmarcreport.SenderOptions{
+		Reporter: dmarcreport.Reporter{OrgName: d.OrgName, Email: d.From, ExtraContactInfo: d.ExtraContactInfo},
+		SMTP:     d.SMTP, HELO: host, SendAt: d.SendAt, MaxReportSize: d.MaxReportSize, RetryFor: d.RetryFor,
+	}
 }

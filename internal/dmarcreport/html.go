@@ -41,7 +41,7 @@ const (
 
 // pageData is what html.tmpl renders.
 type pageData struct {
-	Summary
+	ReceivedSummary
 	Generated string
 	Period    string
 	Domains   []domainPage
@@ -79,8 +79,8 @@ type tick struct {
 }
 
 // WriteHTML writes the page for s, generated at now.
-func WriteHTML(w io.Writer, s Summary, now time.Time) error {
-	d := pageData{Summary: s, Generated: now.UTC().Format("2006-01-02 15:04 UTC")}
+func WriteHTML(w io.Writer, s ReceivedSummary, now time.Time) error {
+	d := pageData{ReceivedSummary: s, Generated: now.UTC().Format("2006-01-02 15:04 UTC")}
 	d.Period = "since " + s.Since.UTC().Format(DayFormat)
 	if first, last := s.Covered(); first != "" {
 		d.Period = fmt.Sprintf("%s (reports cover %s to %s)", d.Period, first, last)

@@ -28,8 +28,9 @@ const (
 	FlagPartlyFailing = "partly failing"
 )
 
-// Summary is the received reports, summed.
-type Summary struct {
+// ReceivedSummary is the received reports, summed (Summary is a sending
+// pass, send.go).
+type ReceivedSummary struct {
 	// Since is the start of what was asked for (set by the caller); First
 	// and Last are the earliest begin and latest end of the reports' date
 	// ranges.
@@ -129,8 +130,8 @@ const maxRecordCount = 1e9
 
 // Summarize sums reports (and lists malformed ones). Everything is sorted:
 // most messages first, then by name or IP.
-func Summarize(reports []Received, malformed []Malformed) Summary {
-	var s Summary
+func Summarize(reports []Received, malformed []Malformed) ReceivedSummary {
+	var s ReceivedSummary
 	domains := map[string]*domainAcc{}
 	for _, r := range reports {
 		fb := &r.Feedback
@@ -381,7 +382,7 @@ func compareIP(a, b string) int {
 // Covered is the UTC days the reports cover, first and last: a date range
 // ends at the last second of its day or at the next midnight, which is
 // not a day covered.
-func (s Summary) Covered() (first, last string) {
+func (s ReceivedSummary) Covered() (first, last string) {
 	if s.Reports == 0 {
 		return "", ""
 	}

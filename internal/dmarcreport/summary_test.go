@@ -40,7 +40,7 @@ func report(org, domain, day string, auth bool, recs ...Record) Received {
 }
 
 // sourceLines is the summary flattened, one line per source, in order.
-func sourceLines(s Summary) []string {
+func sourceLines(s ReceivedSummary) []string {
 	var out []string
 	for _, d := range s.Domains {
 		for _, o := range d.Orgs {
