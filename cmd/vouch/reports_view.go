@@ -39,12 +39,8 @@ func addViewFlags(fs *cmdFlags) viewFlags {
 	}
 }
 
-// summary reads the reports the flags select and sums them.
-func (v viewFlags) summary(now time.Time) (dmarcreport.ReceivedSummary, error) {
-	since, err := parseSince(*v.since, now)
-	if err != nil {
-		return dmarcreport.ReceivedSummary{}, err
-	}
+// summary reads the reports since since the flags select, and sums them.
+func (v viewFlags) summary(since time.Time) (dmarcreport.ReceivedSummary, error) {
 	cfg, err := daemon.Load(*v.config)
 	if err != nil {
 		return dmarcreport.ReceivedSummary{}, err
@@ -113,7 +109,11 @@ func reportsList(args []string, stdout, stderr io.Writer, now time.Time) int {
 	if _, code, ok := fs.parse(args); !ok {
 		return code
 	}
-	s, err := v.summary(now)
+	since, err := parseSince(*v.since, now)
+	if err != nil {
+		return fs.usageError("%v", err)
+	}
+	s, err := v.summary(since)
 	if err != nil {
 		return viewFail(stderr, "reports list", err)
 	}
@@ -145,7 +145,11 @@ func reportsHTML(args []string, stdout, stderr io.Writer, now time.Time) int {
 	if *out == "" {
 		return fs.usageError("-o FILE is required")
 	}
-	s, err := v.summary(now)
+	since, err := parseSince(*v.since, now)
+	if err != nil {
+		return fs.usageError("%v", err)
+	}
+	s, err := v.summary(since)
 	if err != nil {
 		return viewFail(stderr, "reports html", err)
 	}

@@ -104,8 +104,8 @@ func TestReportsViewErrors(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{"bad since", listRun, []string{"-since", "yesterday"}, 1, `-since "yesterday": want a date`},
-		{"negative since", listRun, []string{"-since", "-3d"}, 1, "cannot be negative"},
+		{"bad since", listRun, []string{"-since", "yesterday"}, 2, `-since "yesterday": want a date`},
+		{"negative since", htmlRun, []string{"-o", "x.html", "-since", "-3d"}, 2, "cannot be negative"},
 		{"stray argument", listRun, []string{"example.com"}, 2, `unexpected argument "example.com"`},
 		{"html without -o", htmlRun, nil, 2, "-o FILE is required"},
 		{"html unwritable", htmlRun, []string{"-o", "/nonexistent/dir/page.html"}, 1, "/nonexistent/dir/page.html"},
