@@ -36,11 +36,11 @@ func fleetConfig(t *testing.T, c *clock) Config {
 // counting goes on in the new master.
 func TestRedisSentinel(t *testing.T) {
 	master := startRedis(t)
-	replica := startRedis(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.port))
+	replica := startRedis(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.Port))
 	sentinel := startSentinel(t, master)
 	c := newClock()
 	cfg := fleetConfig(t, c)
-	cfg.RedisSentinels, cfg.RedisMasterName = []string{sentinel.addr()}, "m"
+	cfg.RedisSentinels, cfg.RedisMasterName = []string{sentinel.Addr()}, "m"
 	a, b := newGuard(t, cfg), newGuard(t, cfg)
 	a.redisRetry, b.redisRetry = 10*time.Millisecond, 10*time.Millisecond
 	send(a, "alice@example.com", ip1, 1)
@@ -52,21 +52,21 @@ func TestRedisSentinel(t *testing.T) {
 		t.Fatal("mallory not frozen")
 	}
 	l, err := b.List(ctx())
-	if err != nil || len(l.Accounts) != 2 || l.Accounts[0].Messages != 2 || l.Node != "redis "+master.addr() {
+	if err != nil || len(l.Accounts) != 2 || l.Accounts[0].Messages != 2 || l.Node != "redis "+master.Addr() {
 		t.Fatalf("list through sentinel: %+v %v", l, err)
 	}
 	// Everything written is on the replica before the master dies.
-	mc := redis.NewClient(&redis.Options{Addr: master.addr()})
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr()})
 	defer mc.Close()
 	if n, err := mc.Do(ctx(), "WAIT", 1, 5000).Int(); n != 1 || err != nil {
 		t.Fatalf("WAIT: %d %v", n, err)
 	}
-	master.stop()
-	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.addr()})
+	master.Stop()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.Addr()})
 	defer sc.Close()
 	waitFor(t, 20*time.Second, "sentinel failover", func() bool {
 		addr, err := sc.GetMasterAddrByName(ctx(), "m").Result()
-		return err == nil && len(addr) == 2 && addr[1] == fmt.Sprint(replica.port)
+		return err == nil && len(addr) == 2 && addr[1] == fmt.Sprint(replica.Port)
 	})
 	// A fresh instance reads from the new master only (no local mirror).
 	fresh := newGuard(t, cfg)
@@ -78,7 +78,7 @@ func TestRedisSentinel(t *testing.T) {
 	waitFor(t, 5*time.Second, "counting in the new master", func() bool {
 		l, err := fresh.List(ctx())
 		return err == nil && len(l.Accounts) == 2 && l.Accounts[0].Login == "alice@example.com" &&
-			l.Accounts[0].Messages >= 3 && len(l.Frozen) == 1 && l.Node == "redis "+replica.addr()
+			l.Accounts[0].Messages >= 3 && len(l.Frozen) == 1 && l.Node == "redis "+replica.Addr()
 	})
 	if r := send(fresh, "alice@example.com", ip1, 1); r == nil || r.Code != 550 {
 		t.Fatalf("4th message of alice, shared across the failover: %s", replyString(r))
@@ -94,7 +94,7 @@ func TestRedisCluster(t *testing.T) {
 	for range 3 {
 		n := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
 		nodes = append(nodes, n)
-		addrs = append(addrs, n.addr())
+		addrs = append(addrs, n.Addr())
 	}
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
@@ -159,7 +159,7 @@ func TestRedisCluster(t *testing.T) {
 func TestRedisMigrateFreezes(t *testing.T) {
 	r := startRedis(t)
 	sink := newSMTPSink(t)
-	rc := redis.NewClient(&redis.Options{Addr: r.addr()})
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rc.Close()
 	js, _ := json.Marshal(Freeze{Login: "mallory@example.com", Since: newClock().Now(), Reason: "old"})
 	if err := rc.HSet(context.Background(), legacyFrozenKey, "mallory@example.com", js).Err(); err != nil {
