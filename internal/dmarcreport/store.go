@@ -47,6 +47,7 @@ type Received struct {
 
 // Malformed is a report message that could not be read: kept (Raw cut at
 // the store's limit) so that the admin can look at it, never acted on.
+// Only the newest are kept: a sender of garbage cannot fill the disk.
 type Malformed struct {
 	ReceivedAt time.Time
 	MailFrom   string
@@ -83,8 +84,42 @@ type Store interface {
 	ListReceived(ctx context.Context, domain string, since time.Time) ([]Received, error)
 	// AddMalformed keeps a report message that could not be read.
 	AddMalformed(ctx context.Context, m Malformed) error
-	// ListMalformed returns the malformed messages kept since since.
+	// ListMalformed returns the malformed messages kept since since,
+	// oldest first. A store keeps the newest MaxMalformed, Raw cut at
+	// MaxMalformedRaw bytes.
 	ListMalformed(ctx context.Context, since time.Time) ([]Malformed, error)
+	// Prune drops the received reports whose date range ended before
+	// before, and the malformed messages received before it
+	// ([dmarc_reports] keep_received).
+	Prune(ctx context.Context, before time.Time) error
 
 	Close() error
+}
+
+// The limits of the malformed messages a store keeps, unless StoreOptions
+// say otherwise: at most 256 MiB.
+const (
+	DefaultMaxMalformed    = 1000
+	DefaultMaxMalformedRaw = 256 << 10
+)
+
+// malformedLimits bound what a store keeps of malformed messages.
+type malformedLimits struct{ max, raw int }
+
+func (l malformedLimits) orDefaults() malformedLimits {
+	if l.max <= 0 {
+		l.max = DefaultMaxMalformed
+	}
+	if l.raw <= 0 {
+		l.raw = DefaultMaxMalformedRaw
+	}
+	return l
+}
+
+// cut returns m with Raw cut to the limit.
+func (l malformedLimits) cut(m Malformed) Malformed {
+	if len(m.Raw) > l.raw {
+		m.Raw = m.Raw[:l.raw:l.raw]
+	}
+	return m
 }
