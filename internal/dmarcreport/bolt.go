@@ -38,7 +38,7 @@ import (
 //
 //	periods         pk → JSON boltMeta (policy and rua= of the period)
 //	rows            pk → bucket: sha256(RecordKey) → count (8 bytes) + RecordKey
-//	claims          pk → JSON boltClaim
+//	claims          pk → JSON boltClaim (Prune drops the expired ones)
 //	received        ID → JSON Received
 //	received_by_end end (8 bytes) + ID → nothing, for ListReceived and Prune
 //	malformed       sequence (8 bytes) → JSON Malformed, at most limits.max
@@ -292,11 +292,6 @@ func (s *boltStore) Claim(_ context.Context, p Period, holder string, ttl time.D
 func (s *boltStore) Done(_ context.Context, a Aggregate) error {
 	return s.do(change, func(tx *bolt.Tx) error {
 		pk := periodKey(a.Period)
-		if claims := tx.Bucket(bucketClaims); claims != nil {
-			if err := claims.Delete(pk); err != nil {
-				return err
-			}
-		}
 		rows := tx.Bucket(bucketRows)
 		b := (*bolt.Bucket)(nil)
 		if rows != nil {
@@ -455,6 +450,9 @@ func (s *boltStore) ListMalformed(_ context.Context, since time.Time) ([]Malform
 
 func (s *boltStore) Prune(_ context.Context, before time.Time) error {
 	return s.do(change, func(tx *bolt.Tx) error {
+		if err := pruneClaims(tx, time.Now()); err != nil {
+			return err
+		}
 		if received, byEnd := tx.Bucket(bucketReceived), tx.Bucket(bucketReceivedByEnd); received != nil && byEnd != nil {
 			var old [][]byte
 			limit := endKey(before.Unix())
@@ -486,6 +484,26 @@ func (s *boltStore) Prune(_ context.Context, before time.Time) error {
 		}
 		return deleteKeys(b, old)
 	})
+}
+
+// pruneClaims drops the claims expired at now.
+func pruneClaims(tx *bolt.Tx, now time.Time) error {
+	claims := tx.Bucket(bucketClaims)
+	if claims == nil {
+		return nil
+	}
+	var old [][]byte
+	err := claims.ForEach(func(k, v []byte) error {
+		var c boltClaim
+		if json.Unmarshal(v, &c) != nil || !c.Until.After(now) {
+			old = append(old, slices.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return deleteKeys(claims, old)
 }
 
 func (s *boltStore) Close() error { return nil }

@@ -125,7 +125,6 @@ func (m *MemoryStore) Claim(_ context.Context, p Period, _ string, ttl time.Dura
 func (m *MemoryStore) Done(_ context.Context, a Aggregate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.claims, a.Period)
 	mp := m.periods[a.Period]
 	if mp == nil {
 		return nil
@@ -212,6 +211,12 @@ func (m *MemoryStore) Prune(_ context.Context, before time.Time) error {
 		}
 	}
 	m.malformed = slices.DeleteFunc(m.malformed, func(mf Malformed) bool { return mf.ReceivedAt.Before(before) })
+	now := m.now()
+	for p, until := range m.claims {
+		if !until.After(now) {
+			delete(m.claims, p)
+		}
+	}
 	return nil
 }
 

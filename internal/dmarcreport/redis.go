@@ -30,7 +30,7 @@ import (
 // The outgoing keys share the hash tag {out}: on a Cluster they are in one
 // slot, so one script adds a whole batch (rows, policy and the period
 // index) and Done subtracts, drops emptied rows and unlists an emptied
-// period atomically; a batch is never half added, and no row is left in an
+// period atomically (a claim expires by itself); a batch is never half added, and no row is left in an
 // unlisted period. One slot is plenty: the recorder writes a few batches a
 // second. A received report (up to max_xml_size) has a key of its own, so
 // they spread over the Cluster; the index is written first and readers
@@ -90,8 +90,8 @@ end
 return 1
 `)
 
-// doneScript: KEYS[1] the period index, KEYS[2] rows, KEYS[3] meta,
-// KEYS[4] claim; ARGV[1] the member, then RecordKey, count pairs.
+// doneScript: KEYS[1] the period index, KEYS[2] rows, KEYS[3] meta;
+// ARGV[1] the member, then RecordKey, count pairs.
 var doneScript = redis.NewScript(`
 for i = 2, #ARGV, 2 do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 and
@@ -103,7 +103,6 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[3])
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
-redis.call('DEL', KEYS[4])
 return 1
 `)
 
@@ -215,7 +214,7 @@ func (s *redisStore) Done(ctx context.Context, a Aggregate) error {
 	for _, r := range a.Records {
 		args = append(args, RecordKey(r), r.Row.Count)
 	}
-	keys := []string{redisPeriods, redisRowsPrefix + m, redisMetaPrefix + m, redisClaimPrefix + m}
+	keys := []string{redisPeriods, redisRowsPrefix + m, redisMetaPrefix + m}
 	return s.wrap(doneScript.Run(ctx, s.c, keys, args...).Err())
 }
 

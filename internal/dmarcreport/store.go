@@ -66,12 +66,16 @@ type Store interface {
 	// Unreported lists the periods whose day ended at or before `before`
 	// that hold records, oldest first.
 	Unreported(ctx context.Context, before time.Time) ([]Aggregate, error)
-	// Claim takes a period for sending, for ttl: false when another process
-	// holds the claim. A claim that is not followed by Done expires, and
-	// the period is tried again (a temporary failure).
+	// Claim takes a period for sending, for ttl: false while a claim is
+	// in force (another holder's, or this one's). A claim that is not
+	// followed by Done expires, and the period is tried again (a
+	// temporary failure). ttl must exceed a sender's whole run, from its
+	// Unreported to its last Done: Done leaves the claim in force until
+	// ttl, so that another process that read the period before that Done
+	// cannot claim it afterwards and report the same rows again.
 	Claim(ctx context.Context, p Period, holder string, ttl time.Duration) (bool, error)
 	// Done says a was reported (or dropped): a's counts are subtracted from
-	// its period, records that reach 0 go, and the claim is released.
+	// its period and records that reach 0 go; the claim stays (see Claim).
 	// What arrived after a was read stays for the next report, so no row is
 	// lost and none is reported twice.
 	Done(ctx context.Context, a Aggregate) error
@@ -89,8 +93,8 @@ type Store interface {
 	// MaxMalformedRaw bytes.
 	ListMalformed(ctx context.Context, since time.Time) ([]Malformed, error)
 	// Prune drops the received reports whose date range ended before
-	// before, and the malformed messages received before it
-	// ([dmarc_reports] keep_received).
+	// before, the malformed messages received before it ([dmarc_reports]
+	// keep_received), and expired claims.
 	Prune(ctx context.Context, before time.Time) error
 
 	Close() error
