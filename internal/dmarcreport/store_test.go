@@ -29,9 +29,11 @@ type storeKind struct {
 }
 
 // storeKinds are the stores the conformance suite runs against: memory,
-// bolt in a temporary directory, and a private redis-server.
+// bolt in a temporary directory, a private redis-server and a private
+// Cluster of three.
 func storeKinds(t *testing.T) []storeKind {
 	r := testutil.StartRedis(t)
+	cluster := testutil.StartRedisCluster(t)
 	return []storeKind{
 		{"memory", func(t *testing.T, o StoreOptions) Store {
 			o.Kind = "memory"
@@ -45,6 +47,15 @@ func storeKinds(t *testing.T) []storeKind {
 			flushRedis(t, r)
 			o.Kind, o.Redis = "redis", redisconn.Options{URL: r.URL()}
 			return openTestStore(t, o)
+		}},
+		{"redis-cluster", func(t *testing.T, o StoreOptions) Store {
+			o.Kind, o.Redis = "redis", redisconn.Options{Cluster: cluster[:1]} // the client finds the others
+			s := openTestStore(t, o)
+			err := s.(*redisStore).c.(*redis.ClusterClient).ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
+				return c.FlushDB(ctx).Err()
+			})
+			noErr(t, err)
+			return s
 		}},
 	}
 }

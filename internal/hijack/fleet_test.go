@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"vouch/internal/testutil"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -89,29 +90,7 @@ func TestRedisSentinel(t *testing.T) {
 // logins spread over the masters, the freeze list and release work across
 // slots.
 func TestRedisCluster(t *testing.T) {
-	var nodes []*redisServer
-	var addrs []string
-	for range 3 {
-		n := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
-		nodes = append(nodes, n)
-		addrs = append(addrs, n.Addr())
-	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatal("redis-cli not installed (package redis-tools)")
-	}
-	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	for _, a := range addrs {
-		nc := redis.NewClient(&redis.Options{Addr: a})
-		waitFor(t, 10*time.Second, "cluster_state:ok on "+a, func() bool {
-			info, err := nc.ClusterInfo(ctx()).Result()
-			return err == nil && strings.Contains(info, "cluster_state:ok")
-		})
-		nc.Close()
-	}
+	addrs := testutil.StartRedisCluster(t)
 	c := newClock()
 	cfg := fleetConfig(t, c)
 	cfg.RedisCluster = addrs[:1] // the client finds the other nodes
