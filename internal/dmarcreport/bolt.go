@@ -36,7 +36,7 @@ import (
 // Buckets (pk = "DAY\x00DOMAIN", so a cursor walks the periods oldest
 // first):
 //
-//	periods         pk → JSON boltMeta (policy and rua= of the period)
+//	periods         pk → JSON periodMeta (policy and rua= of the period)
 //	rows            pk → bucket: sha256(RecordKey) → count (8 bytes) + RecordKey
 //	claims          pk → JSON boltClaim (Prune drops the expired ones)
 //	received        ID → JSON Received
@@ -62,11 +62,6 @@ var (
 	bucketReceivedByEnd = []byte("received_by_end")
 	bucketMalformed     = []byte("malformed")
 )
-
-type boltMeta struct {
-	Policy PolicyPublished
-	RUA    []string
-}
 
 type boltClaim struct {
 	Holder string
@@ -169,27 +164,28 @@ func (s *boltStore) Add(_ context.Context, evs []Evaluation) error {
 		if err != nil {
 			return err
 		}
-		for _, ev := range evs {
-			pk := periodKey(PeriodOf(ev))
-			meta, err := json.Marshal(boltMeta{Policy: ev.Policy, RUA: ev.RUA})
+		for _, b := range batchByPeriod(evs) {
+			pk := periodKey(b.Period)
+			meta, err := json.Marshal(b.meta)
 			if err != nil {
 				return err
 			}
 			if err := periods.Put(pk, meta); err != nil {
 				return err
 			}
-			b, err := rows.CreateBucketIfNotExists(pk)
+			pr, err := rows.CreateBucketIfNotExists(pk)
 			if err != nil {
 				return err
 			}
-			rk := RecordKey(ev.Record)
-			k := rowKey(rk)
-			n := ev.Record.Row.Count
-			if v := b.Get(k); len(v) >= 8 {
-				n += int64(binary.BigEndian.Uint64(v))
-			}
-			if err := b.Put(k, append(binary.BigEndian.AppendUint64(nil, uint64(n)), rk...)); err != nil {
-				return err
+			for _, rk := range b.keys {
+				k := rowKey(rk)
+				n := b.counts[rk]
+				if v := pr.Get(k); len(v) >= 8 {
+					n += int64(binary.BigEndian.Uint64(v))
+				}
+				if err := pr.Put(k, append(binary.BigEndian.AppendUint64(nil, uint64(n)), rk...)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -209,7 +205,7 @@ func (s *boltStore) Unreported(_ context.Context, before time.Time) ([]Aggregate
 			if dayEnd(p.Day).After(before) {
 				break // the keys that follow are later days
 			}
-			var meta boltMeta
+			var meta periodMeta
 			if err := json.Unmarshal(v, &meta); err != nil {
 				return fmt.Errorf("period %s %s: %w", p.Domain, p.Day, err)
 			}

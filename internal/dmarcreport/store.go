@@ -127,3 +127,41 @@ func (l malformedLimits) cut(m Malformed) Malformed {
 	}
 	return m
 }
+
+// periodMeta is what a store keeps of a period besides its rows: the
+// policy and rua= URIs last seen.
+type periodMeta struct {
+	Policy PolicyPublished
+	RUA    []string
+}
+
+// periodBatch is a batch's evaluations of one period, summed per record:
+// what a store adds.
+type periodBatch struct {
+	Period
+	meta   periodMeta
+	keys   []string // RecordKey, first seen first
+	counts map[string]int64
+}
+
+// batchByPeriod sums evs per period and record, periods first seen first.
+func batchByPeriod(evs []Evaluation) []*periodBatch {
+	var out []*periodBatch
+	index := map[Period]*periodBatch{}
+	for _, ev := range evs {
+		p := PeriodOf(ev)
+		b := index[p]
+		if b == nil {
+			b = &periodBatch{Period: p, counts: map[string]int64{}}
+			index[p] = b
+			out = append(out, b)
+		}
+		b.meta = periodMeta{Policy: ev.Policy, RUA: ev.RUA}
+		k := RecordKey(ev.Record)
+		if _, ok := b.counts[k]; !ok {
+			b.keys = append(b.keys, k)
+		}
+		b.counts[k] += ev.Record.Row.Count
+	}
+	return out
+}

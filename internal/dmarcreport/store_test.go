@@ -622,9 +622,9 @@ func TestRedisClaimRace(t *testing.T) {
 	}
 }
 
-// BenchmarkStoreAdd1000 adds a batch of 1000 evaluations (100 sources of
-// 10 messages, 2 domains), as the recorder does.
-func BenchmarkStoreAdd1000(b *testing.B) {
+// BenchmarkStoreAdd adds a batch of 1 and of 1000 evaluations (100
+// sources of 10 messages, 2 domains), as the recorder does.
+func BenchmarkStoreAdd(b *testing.B) {
 	var evs []Evaluation
 	for i := range 1000 {
 		evs = append(evs, storeEval("2026-12-01", fmt.Sprintf("d%d.example", i%2), fmt.Sprintf("192.0.2.%d", i%100)))
@@ -638,17 +638,19 @@ func BenchmarkStoreAdd1000(b *testing.B) {
 		{"bolt", StoreOptions{Kind: "bolt", Path: filepath.Join(b.TempDir(), "reports.db")}},
 		{"redis", StoreOptions{Kind: "redis", Redis: redisconn.Options{URL: r.URL()}}},
 	} {
-		b.Run(k.name, func(b *testing.B) {
-			s, err := OpenStore(k.o)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			for b.Loop() {
-				if err := s.Add(context.Background(), evs); err != nil {
-					b.Fatal(err)
+		s, err := OpenStore(k.o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		for _, n := range []int{1, 1000} {
+			b.Run(fmt.Sprintf("%s/%d", k.name, n), func(b *testing.B) {
+				for b.Loop() {
+					if err := s.Add(context.Background(), evs[:n]); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
