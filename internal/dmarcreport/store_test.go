@@ -486,8 +486,8 @@ func TestBoltKeepsOwner(t *testing.T) {
 	}
 }
 
-// TestBoltLockTimeout: a file held by another process for too long gives
-// an error naming the file.
+// TestBoltLockTimeout: a file held by another process for longer than
+// LockTimeout, or the caller's deadline, gives an error naming the file.
 func TestBoltLockTimeout(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "reports.db")
@@ -498,6 +498,17 @@ func TestBoltLockTimeout(t *testing.T) {
 	defer db.Close()
 	_, err = s.ListReceived(ctx, "", time.Time{})
 	testutil.ErrorMentions(t, err, path, "locked by another process")
+
+	// A shorter deadline of the caller wins over LockTimeout.
+	s = openTestStore(t, StoreOptions{Kind: "bolt", Path: path, LockTimeout: time.Minute})
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = s.Add(short, []Evaluation{storeEval("2026-12-01", "example.com", "192.0.2.1")})
+	testutil.ErrorMentions(t, err, path, "locked by another process")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("waited %v with a deadline of 100ms", d)
+	}
 }
 
 // boltWriterEnv names the file that TestBoltWriterProcess writes to when
