@@ -3,6 +3,7 @@ package dmarcreport
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -258,6 +259,18 @@ var storeCases = []struct {
 		noErr(t, err)
 		if len(aggs4) != 1 || !reflect.DeepEqual(storeCounts(aggs4[0]), map[string]int64{"192.0.2.2": 1}) {
 			t.Errorf("after a new Add: %+v", aggs4)
+		}
+	}},
+	{"done removes rows with invalid UTF-8", StoreOptions{}, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		ev := storeEval("2026-12-01", "example.com", "192.0.2.1")
+		ev.Record.Identifiers.EnvelopeFrom = "b\xffunce.example.com" // 8-bit MAIL FROM
+		noErr(t, s.Add(ctx, []Evaluation{ev}))
+		aggs, err := s.Unreported(ctx, dayEndOf("2026-12-01"))
+		noErr(t, err)
+		noErr(t, s.Done(ctx, aggs[0]))
+		if aggs, err = s.Unreported(ctx, dayEndOf("2026-12-01")); err != nil || len(aggs) != 0 {
+			t.Errorf("after Done: %+v %v, want nothing (reported again every day)", aggs, err)
 		}
 	}},
 	{"add received dedups by ID", StoreOptions{}, func(t *testing.T, s Store) {
@@ -664,4 +677,58 @@ func BenchmarkStoreAdd(b *testing.B) {
 			})
 		}
 	}
+}
+
+// FuzzStoreAgreement: whatever strings a message brings (the sender's to
+// choose: invalid UTF-8, NULs, braces, long names), the bolt store keeps
+// the same rows as the reference MemoryStore, and Done of what it listed
+// empties it.
+func FuzzStoreAgreement(f *testing.F) {
+	f.Add("192.0.2.1", "example.com", "bounce.example.com", "s1", int64(1))
+	f.Add("2001:db8::1", "{tag}.example", "a\x00b", "", int64(7))
+	f.Add("", "\xff\xfe", "x\xc3", "sel\"ector", int64(-3))
+	f.Add("192.0.2.1", strings.Repeat("d", 40000), "", "s", int64(1<<40))
+	f.Fuzz(func(t *testing.T, ip, domain, envFrom, selector string, count int64) {
+		ctx := context.Background()
+		ev := storeEval("2026-12-01", domain, ip)
+		ev.Record.Row.Count = count
+		ev.Record.Identifiers.EnvelopeFrom = envFrom
+		ev.Record.AuthResults.DKIM[0].Selector = selector
+		evs := []Evaluation{ev, storeEval("2026-12-01", "example.org", "192.0.2.9"), ev}
+
+		mem := NewMemoryStore()
+		bs := openTestStore(t, StoreOptions{Kind: "bolt", Path: filepath.Join(t.TempDir(), "r.db")})
+		noErr(t, mem.Add(ctx, evs))
+		noErr(t, bs.Add(ctx, evs))
+		before := dayEndOf("2026-12-01")
+		want, err := mem.Unreported(ctx, before)
+		noErr(t, err)
+		got, err := bs.Unreported(ctx, before)
+		noErr(t, err)
+		// Both through JSON, as the bolt store keeps them (invalid UTF-8
+		// becomes U+FFFD), records in RecordKey order.
+		if a, b := storeNormal(t, want), storeNormal(t, got); a != b {
+			t.Fatalf("bolt store:\n%s\nmemory store:\n%s", b, a)
+		}
+		for _, a := range got {
+			noErr(t, bs.Done(ctx, a))
+		}
+		if left, err := bs.Unreported(ctx, before); err != nil || len(left) != 0 {
+			t.Fatalf("after Done: %+v %v", left, err)
+		}
+	})
+}
+
+func storeNormal(t *testing.T, aggs []Aggregate) string {
+	for _, a := range aggs {
+		sortRecords(a.Records)
+	}
+	js, err := json.Marshal(aggs)
+	noErr(t, err)
+	// Once more: invalid UTF-8 is written as \ufffd, U+FFFD as itself.
+	var again []Aggregate
+	noErr(t, json.Unmarshal(js, &again))
+	js, err = json.MarshalIndent(again, "", " ")
+	noErr(t, err)
+	return string(js)
 }
