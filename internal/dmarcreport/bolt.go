@@ -19,7 +19,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// boltStore keeps everything in one bbolt file, for one MTA.
+// boltStore keeps everything in one bbolt file, for one MTA. Why bbolt
+// (go.etcd.io/bbolt, etcd's fork of BoltDB): pure Go (no cgo, unlike
+// SQLite's usual driver), one file the admin can back up or delete,
+// ACID transactions with fsync, no background compaction or goroutines
+// (Badger, Pebble), and kept up by the etcd maintainers.
 //
 // bbolt holds an exclusive lock on the file for as long as a read-write
 // handle is open, so the store opens the file for each operation (one
