@@ -301,10 +301,10 @@ func (s *boltStore) Done(ctx context.Context, a Aggregate) error {
 	return s.do(ctx, change, func(tx *bolt.Tx) error {
 		pk := periodKey(a.Period)
 		rows := tx.Bucket(bucketRows)
-		b := (*bolt.Bucket)(nil)
-		if rows != nil {
-			b = rows.Bucket(pk)
+		if rows == nil {
+			return nil
 		}
+		b := rows.Bucket(pk)
 		if b == nil {
 			return nil
 		}
