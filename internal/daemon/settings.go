@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"vouch/internal/config"
+	"vouch/internal/dmarcreport"
 	"vouch/internal/hijack"
 	"vouch/internal/sockaddr"
 	"vouch/policy"
@@ -143,5 +145,21 @@ func SignerConfig(cfg *config.Config) signer.Config {
 		Keys: inline,
 		Rotation: signer.RotationConfig{CheckInterval: r.CheckInterval, PublishDelay: r.PublishDelay,
 			AutoSwitch: r.AutoSwitch, StateFile: r.StateFile},
+	}
+}
+
+// ReportStoreOptions is the store of [dmarc_reports].
+func ReportStoreOptions(cfg *config.Config) dmarcreport.StoreOptions {
+	return dmarcreport.StoreOptions{Kind: cfg.DMARCReports.Store, Path: cfg.DMARCReports.Path}
+}
+
+// ReportSenderOptions is the sending part of [dmarc_reports]; the EHLO
+// name is the host name.
+func ReportSenderOptions(cfg *config.Config) dmarcreport.SenderOptions {
+	d := cfg.DMARCReports
+	host, _ := os.Hostname()
+	return dmarcreport.SenderOptions{
+		Reporter: dmarcreport.Reporter{OrgName: d.OrgName, Email: d.From, ExtraContactInfo: d.ExtraContactInfo},
+		SMTP:     d.SMTP, HELO: host, SendAt: d.SendAt, MaxReportSize: d.MaxReportSize, RetryFor: d.RetryFor,
 	}
 }
