@@ -732,3 +732,39 @@ func storeNormal(t *testing.T, aggs []Aggregate) string {
 	noErr(t, err)
 	return string(js)
 }
+
+// BenchmarkStoreListReceived lists 2000 kept reports (a year of five
+// reporters about a few domains), as `vouch reports list` does.
+func BenchmarkStoreListReceived(b *testing.B) {
+	r := testutil.StartRedis(b)
+	for _, k := range []struct {
+		name string
+		o    StoreOptions
+	}{
+		{"bolt", StoreOptions{Kind: "bolt", Path: filepath.Join(b.TempDir(), "reports.db")}},
+		{"redis", StoreOptions{Kind: "redis", Redis: redisconn.Options{URL: r.URL()}}},
+	} {
+		s, err := OpenStore(k.o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		for i := range 2000 {
+			rep := storeReceived(fmt.Sprintf("org%d.example", i%5), fmt.Sprint(i), fmt.Sprintf("d%d.example", i%3), 1764547200+int64(i/5)*86400)
+			for j := range 9 {
+				rep.Feedback.Records = append(rep.Feedback.Records, storeEval("2026-12-01", "example.com", fmt.Sprintf("192.0.2.%d", j)).Record)
+			}
+			if _, err := s.AddReceived(context.Background(), rep); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(k.name, func(b *testing.B) {
+			for b.Loop() {
+				rs, err := s.ListReceived(context.Background(), "", time.Time{})
+				if err != nil || len(rs) != 2000 {
+					b.Fatal(len(rs), err)
+				}
+			}
+		})
+	}
+}
