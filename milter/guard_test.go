@@ -672,3 +672,39 @@ func TestGuardWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestReadTimeoutClosesIdleConnection: limits.read_timeout still reaches
+// the socket (the guard sets go-milter's deadline only when a read needs
+// the socket): a negotiated connection that sends nothing more is closed
+// after it, and a client that keeps talking is not.
+func TestReadTimeoutClosesIdleConnection(t *testing.T) {
+	tb := newTestbedLimits(t, nil, Limits{ReadTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", tb.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(optneg); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var l [4]byte
+	if _, err := io.ReadFull(c, l[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(l[:]))); err != nil {
+		t.Fatal(err)
+	}
+	// Talking: a macro packet (no reply) every 100 ms keeps it open.
+	for range 6 {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := c.Write(packet('D', "Cj\x00mx.example.test\x00")); err != nil {
+			t.Fatalf("closed while the client was talking: %v", err)
+		}
+	}
+	start := time.Now()
+	n, err := c.Read(make([]byte, 1))
+	if el := time.Since(start); err != io.EOF || el < 200*time.Millisecond || el > 3*time.Second {
+		t.Fatalf("idle connection: read %d, %v after %s; want EOF after the 300ms read timeout", n, err, el)
+	}
+}
