@@ -523,3 +523,188 @@ func TestLargePacketDataIsDue(t *testing.T) {
 		t.Fatalf("after close: %d bytes in use, %d connections", srv.budget.inUse(), srv.conns.Load())
 	}
 }
+
+// socketOps counts what reaches a socket under the guard.
+type socketOps struct {
+	mu                                    sync.Mutex
+	writes, reads, wDeadlines, rDeadlines int
+	wrote                                 [][]byte
+	undated                               int // writes without a write deadline
+	wd                                    time.Time
+}
+
+type countingConn struct {
+	net.Conn
+	ops *socketOps
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.ops.mu.Lock()
+	c.ops.writes++
+	c.ops.wrote = append(c.ops.wrote, append([]byte{}, p...))
+	if c.ops.wd.IsZero() {
+		c.ops.undated++
+	}
+	c.ops.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	c.ops.mu.Lock()
+	c.ops.reads++
+	c.ops.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+func (c countingConn) SetWriteDeadline(t time.Time) error {
+	c.ops.mu.Lock()
+	c.ops.wDeadlines++
+	c.ops.wd = t
+	c.ops.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c countingConn) SetReadDeadline(t time.Time) error {
+	c.ops.mu.Lock()
+	c.ops.rDeadlines++
+	c.ops.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+type countingListener struct {
+	net.Listener
+	ops *socketOps
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.ops}, nil
+}
+
+// TestGuardSocketOps: a signed message costs one write per reply the MTA
+// waits for (negotiation, connect, HELO, MAIL, end of message with the
+// DKIM-Signature insertion in the same write), each under the write
+// timeout, and deadlines are set only before a read or write that
+// reaches the socket (go-milter sets and clears one around every packet).
+func TestGuardSocketOps(t *testing.T) {
+	tb := newTestbed(t, nil)
+	ops := &socketOps{}
+	srv := NewServer(tb.srv.Env(), Limits{ReadTimeout: time.Minute})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(countingListener{ln, ops})
+	defer srv.Shutdown(t.Context())
+	headers, body := mtaclient.Split([]byte(rawMessage("alice@example.test", "", "Hello\r\n")))
+	r, err := mtaclient.Send(mtaclient.NewClient("tcp", ln.Addr().String()),
+		&mtaclient.Message{ClientIP: "10.1.2.3", From: "alice@example.test", Headers: headers, Body: strings.NewReader(string(body))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Accepted() || len(r.Mods) != 1 || r.Mods[0].HeaderName != "DKIM-Signature" {
+		t.Fatalf("stage %q %+v, modifications %+v", r.Stage, r.Action, r.Mods)
+	}
+	waitFor(t, func() bool { return srv.Sessions() == 0 })
+	ops.mu.Lock()
+	defer ops.mu.Unlock()
+	if ops.writes != 5 || ops.undated != 0 {
+		t.Errorf("%d writes (%d without a deadline), want 5 with one", ops.writes, ops.undated)
+	}
+	if last := ops.wrote[len(ops.wrote)-1]; len(last) < 10 || last[4] != 'i' || last[len(last)-1] != 'a' {
+		t.Errorf("last write %q, want the insertion and the accept", last)
+	}
+	if ops.wDeadlines > ops.writes || ops.rDeadlines > ops.reads {
+		t.Errorf("%d write deadlines for %d writes, %d read deadlines for %d reads", ops.wDeadlines, ops.writes, ops.rDeadlines, ops.reads)
+	}
+}
+
+// TestGuardWrite: packets written as go-milter does (header, then data)
+// reach the socket whole; modifications wait for the packet after them;
+// progress and replies go at once.
+func TestGuardWrite(t *testing.T) {
+	insert := packet('i', "\x00\x00\x00\x01DKIM-Signature\x00 v=1\x00")
+	tests := []struct {
+		name    string
+		packets [][]byte
+		want    []string // socket writes
+	}{
+		{"reply", [][]byte{packet('c', "")}, []string{"\x00\x00\x00\x01c"}},
+		{"negotiation", [][]byte{packet('O', "123456789012")}, []string{string(packet('O', "123456789012"))}},
+		{"insert then accept", [][]byte{insert, packet('a', "")}, []string{string(insert) + "\x00\x00\x00\x01a"}},
+		{"two changes then a reply code", [][]byte{packet('m', "x"), packet('h', "y"), packet('y', "550 5.7.1 no")},
+			[]string{string(packet('m', "x")) + string(packet('h', "y")) + string(packet('y', "550 5.7.1 no"))}},
+		{"progress goes at once", [][]byte{packet('p', ""), packet('p', "")}, []string{"\x00\x00\x00\x01p", "\x00\x00\x00\x01p"}},
+		{"held change", [][]byte{insert}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ops := &socketOps{}
+			srv := &Server{}
+			srv.conns.Add(1)
+			client, server := net.Pipe()
+			defer client.Close()
+			go io.Copy(io.Discard, client)
+			g := newGuardConn(countingConn{server, ops}, srv)
+			defer g.Close()
+			for _, p := range tc.packets {
+				g.SetWriteDeadline(time.Now().Add(time.Minute))
+				for _, part := range [][]byte{p[:5], p[5:]} {
+					if len(part) == 0 {
+						continue
+					}
+					if n, err := g.Write(part); n != len(part) || err != nil {
+						t.Fatalf("Write = %d, %v", n, err)
+					}
+				}
+				g.SetWriteDeadline(time.Time{})
+			}
+			var got []string
+			for _, w := range ops.wrote {
+				got = append(got, string(w))
+			}
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) || ops.undated != 0 {
+				t.Fatalf("socket writes %q (%d without a deadline), want %q", got, ops.undated, tc.want)
+			}
+		})
+	}
+}
+
+// TestReadTimeoutClosesIdleConnection: limits.read_timeout still reaches
+// the socket (the guard sets go-milter's deadline only when a read needs
+// the socket): a negotiated connection that sends nothing more is closed
+// after it, and a client that keeps talking is not.
+func TestReadTimeoutClosesIdleConnection(t *testing.T) {
+	tb := newTestbedLimits(t, nil, Limits{ReadTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", tb.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(optneg); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var l [4]byte
+	if _, err := io.ReadFull(c, l[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(l[:]))); err != nil {
+		t.Fatal(err)
+	}
+	// Talking: a macro packet (no reply) every 100 ms keeps it open.
+	for range 6 {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := c.Write(packet('D', "Cj\x00mx.example.test\x00")); err != nil {
+			t.Fatalf("closed while the client was talking: %v", err)
+		}
+	}
+	start := time.Now()
+	n, err := c.Read(make([]byte, 1))
+	if el := time.Since(start); err != io.EOF || el < 200*time.Millisecond || el > 3*time.Second {
+		t.Fatalf("idle connection: read %d, %v after %s; want EOF after the 300ms read timeout", n, err, el)
+	}
+}

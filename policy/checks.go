@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -120,16 +121,18 @@ func (r *Result) hostMatch(ctx context.Context, res *resolver.Resolver, name str
 		wg.Wait()
 	}
 	r.noteAddrs(name, a.addrs, a.st, a.err)
+	// Concatenated, not r.note: this line is built for every HELO and
+	// MAIL check (see iprev.AddrEvidence).
 	if mxErr != nil {
-		r.note("MX %s: %v", name, mxErr)
+		r.Evidence = append(r.Evidence, "MX "+name+": "+mxErr.Error())
 	} else if mxSt != resolver.Found {
-		r.note("MX %s: %s", name, mxSt)
+		r.Evidence = append(r.Evidence, "MX "+name+": "+mxSt.String())
 	} else {
 		hosts := make([]string, len(mxs))
 		for i, mx := range mxs {
-			hosts[i] = fmt.Sprintf("%d %s", mx.Pref, mx.Host)
+			hosts[i] = strconv.Itoa(int(mx.Pref)) + " " + mx.Host
 		}
-		r.note("MX %s: %s", name, strings.Join(hosts, ", "))
+		r.Evidence = append(r.Evidence, "MX "+name+": "+strings.Join(hosts, ", "))
 	}
 
 	var hosts []string

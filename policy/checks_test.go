@@ -268,3 +268,40 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("decision took %s", el)
 	}
 }
+
+// TestCachedChecksRunAtOnce: a PTR or HELO check whose first answer is
+// cached runs at once (no goroutine); one that must ask the servers runs
+// in the background, so Connect and Helo do not wait for the DNS.
+func TestCachedChecksRunAtOnce(t *testing.T) {
+	res, srv := testResolver(t)
+	srv.SetDelay("20.2.0.192.in-addr.arpa", time.Second)
+	srv.SetDelay("slowhelo.good.test", time.Second)
+	s := NewScreener(testConfig(Enforce), res, nil)
+	done := func(p *pending) bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+			return false
+		}
+	}
+	warm := s.Connect(netip.MustParseAddr("192.0.2.10"))
+	warm.Helo("mail.good.test")
+	warm.Mail(context.Background(), "user@good.test", false)
+	warm.Close()
+
+	c := s.Connect(netip.MustParseAddr("192.0.2.10"))
+	defer c.Close()
+	c.Helo("mail.good.test")
+	if !done(c.ptr) || !done(c.heloP) {
+		t.Fatalf("with cached answers: PTR done %v, HELO done %v; want both done at once", done(c.ptr), done(c.heloP))
+	}
+
+	start := time.Now()
+	cold := s.Connect(netip.MustParseAddr("192.0.2.20"))
+	defer cold.Close()
+	cold.Helo("slowhelo.good.test")
+	if el := time.Since(start); el > 500*time.Millisecond || done(cold.ptr) || done(cold.heloP) {
+		t.Fatalf("uncached: Connect and Helo took %s (PTR done %v, HELO done %v); want them in the background", el, done(cold.ptr), done(cold.heloP))
+	}
+}

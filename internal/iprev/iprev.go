@@ -13,7 +13,6 @@ package iprev
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -43,11 +42,11 @@ func Lookup(ctx context.Context, res *resolver.Resolver, ip netip.Addr, maxNames
 	names, st, err := res.PTR(ctx, ip)
 	switch {
 	case err != nil:
-		return TempError, "", nil, []string{fmt.Sprintf("PTR %s: %v", ip, err)}, err
+		return TempError, "", nil, []string{"PTR " + ip.String() + ": " + err.Error()}, err
 	case st != resolver.Found:
-		return PermError, "", nil, []string{fmt.Sprintf("PTR %s: %s", ip, st)}, nil
+		return PermError, "", nil, []string{"PTR " + ip.String() + ": " + st.String()}, nil
 	}
-	evidence = []string{fmt.Sprintf("PTR %s: %s", ip, strings.Join(names, " "))}
+	evidence = []string{"PTR " + ip.String() + ": " + strings.Join(names, " ")}
 	check := names
 	if len(check) > maxNames {
 		check = check[:maxNames]
@@ -108,16 +107,25 @@ func ResolvesTo(ctx context.Context, res *resolver.Resolver, names []string, ip 
 }
 
 // AddrEvidence is the evidence line of an address lookup.
+//
+// Evidence lines are built for every screening decision, logged or not:
+// they are concatenated, since fmt.Sprintf was about 5 % of the screening
+// path's CPU.
 func AddrEvidence(name string, addrs []netip.Addr, st resolver.Status, err error) string {
+	head := "A/AAAA " + name + ": "
 	switch {
 	case err != nil:
-		return fmt.Sprintf("A/AAAA %s: %v", name, err)
+		return head + err.Error()
 	case st != resolver.Found:
-		return fmt.Sprintf("A/AAAA %s: %s", name, st)
+		return head + st.String()
 	}
-	s := make([]string, len(addrs))
+	b := make([]byte, 0, len(head)+16*len(addrs))
+	b = append(b, head...)
 	for i, a := range addrs {
-		s[i] = a.String()
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = a.AppendTo(b)
 	}
-	return fmt.Sprintf("A/AAAA %s: %s", name, strings.Join(s, " "))
+	return string(b)
 }

@@ -3,6 +3,7 @@ package iprev
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -195,4 +196,41 @@ func FuzzIPRevZone(f *testing.F) {
 			t.Fatalf("%d names, the zone has %d", len(names), n)
 		}
 	})
+}
+
+// TestAddrEvidence: the evidence line, now concatenated, reads as the
+// fmt.Sprintf it replaced.
+func TestAddrEvidence(t *testing.T) {
+	ref := func(name string, addrs []netip.Addr, st resolver.Status, err error) string {
+		switch {
+		case err != nil:
+			return fmt.Sprintf("A/AAAA %s: %v", name, err)
+		case st != resolver.Found:
+			return fmt.Sprintf("A/AAAA %s: %s", name, st)
+		}
+		s := make([]string, len(addrs))
+		for i, a := range addrs {
+			s[i] = a.String()
+		}
+		return fmt.Sprintf("A/AAAA %s: %s", name, strings.Join(s, " "))
+	}
+	a4, a6 := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")
+	tests := []struct {
+		name  string
+		addrs []netip.Addr
+		st    resolver.Status
+		err   error
+	}{
+		{"mail.good.test.", []netip.Addr{a4}, resolver.Found, nil},
+		{"mail.good.test.", []netip.Addr{a4, a6, netip.MustParseAddr("::ffff:192.0.2.1")}, resolver.Found, nil},
+		{"mail.good.test.", nil, resolver.Found, nil},
+		{"gone.test.", nil, resolver.NXDomain, nil},
+		{"empty.test.", nil, resolver.NoData, nil},
+		{"slow.test.", nil, resolver.Found, &net.DNSError{Err: "i/o timeout", Name: "slow.test.", IsTimeout: true}},
+	}
+	for _, tc := range tests {
+		if got, want := AddrEvidence(tc.name, tc.addrs, tc.st, tc.err), ref(tc.name, tc.addrs, tc.st, tc.err); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
 }

@@ -62,15 +62,24 @@ func (c *CRLF) Fix(p []byte) []byte {
 	return c.buf
 }
 
+// Built once: both are safe for concurrent use, and building them cost
+// a dozen allocations per message.
+var (
+	unfold        = strings.NewReplacer("\r\n", " ", "\n", " ")
+	addressParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil }}}
+)
+
 // ParseAddressList returns the addresses of an address-list header value
 // (From). Display names in any charset are tolerated; only the addresses
 // matter. Broken display names are common in the wild (bad quoting, 8-bit
 // bytes): when the value does not parse, the last <...> or a bare address
 // is taken.
 func ParseAddressList(v string) ([]string, error) {
-	v = strings.TrimSpace(strings.NewReplacer("\r\n", " ", "\n", " ").Replace(v))
-	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil }}}
-	list, err := p.ParseList(v)
+	if strings.IndexByte(v, '\n') >= 0 {
+		v = unfold.Replace(v)
+	}
+	v = strings.TrimSpace(v)
+	list, err := addressParser.ParseList(v)
 	if err == nil {
 		out := make([]string, len(list))
 		for i, a := range list {

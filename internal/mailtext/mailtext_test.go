@@ -59,6 +59,24 @@ func TestParseAddressList(t *testing.T) {
 	}
 }
 
+// TestParseAddressListAllocs: parsing a usual From costs what net/mail
+// needs and nothing per call besides: the replacer and the parser are
+// built once (29 and 24 allocations when they were built per call, 18
+// and 16 since).
+func TestParseAddressListAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		max float64
+	}{
+		{` "User 1" <user1@client.test>`, 20},
+		{" a@example.com,\n b@example.org", 20},
+	} {
+		if n := testing.AllocsPerRun(100, func() { ParseAddressList(tc.in) }); n > tc.max {
+			t.Errorf("%q: %v allocations, want at most %v", tc.in, n, tc.max)
+		}
+	}
+}
+
 func TestValidDomain(t *testing.T) {
 	for name, want := range map[string]bool{
 		"mail.example.com": true, "a_b.example.com": true, "xn--bcher-kva.example": true,

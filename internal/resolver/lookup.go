@@ -114,6 +114,13 @@ func (r *Resolver) HostCached(name string) bool {
 	return r.cached(name, mdns.TypeA, mdns.TypeAAAA, mdns.TypeMX)
 }
 
+// PTRCached reports whether the cache holds the PTR answer for ip now
+// (see HostCached).
+func (r *Resolver) PTRCached(ip netip.Addr) bool {
+	arpa, err := mdns.ReverseAddr(ip.Unmap().String())
+	return err == nil && r.cached(arpa, mdns.TypePTR)
+}
+
 // cached reports whether every qtype of name is answered from the cache.
 func (r *Resolver) cached(name string, qtypes ...uint16) bool {
 	fqdn := strings.ToLower(mdns.Fqdn(name))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -123,4 +124,48 @@ func FuzzParseSocket(f *testing.F) {
 			t.Fatalf("%q: parsed %+v, String %q parsed %+v, %v", spec, a, a.String(), b, err)
 		}
 	})
+}
+
+// TestListenSocketOptions: an accepted TCP milter connection has no
+// keep-alive (four setsockopt calls per connection saved; read_timeout
+// closes a connection whose MTA vanished) and keeps TCP_NODELAY (the reply
+// at end of message must not wait for a delayed ACK).
+func TestListenSocketOptions(t *testing.T) {
+	ln, err := Listen(Address{"tcp4", "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			defer c.Close()
+			c.Read(make([]byte, 1))
+		}
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		level, opt int
+		want       int
+	}{
+		{"SO_KEEPALIVE", syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 0},
+		{"TCP_NODELAY", syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1},
+	} {
+		var got int
+		var gerr error
+		if err := raw.Control(func(fd uintptr) { got, gerr = syscall.GetsockoptInt(int(fd), tc.level, tc.opt) }); err != nil || gerr != nil {
+			t.Fatal(err, gerr)
+		}
+		if (got != 0) != (tc.want != 0) {
+			t.Errorf("%s = %d, want %d", tc.name, got, tc.want)
+		}
+	}
 }
