@@ -77,7 +77,9 @@ func TestNewEvaluation(t *testing.T) {
 		{"temperror", func(in *Inbound) {
 			in.Results.DMARC = verify.DMARCResult{Status: verify.TempError, FromDomain: "example.com", Record: rec}
 		}, false, want{}},
-		{"none", func(in *Inbound) { in.Results.DMARC = verify.DMARCResult{Status: verify.None, FromDomain: "example.com"} }, false, want{}},
+		{"none", func(in *Inbound) {
+			in.Results.DMARC = verify.DMARCResult{Status: verify.None, FromDomain: "example.com"}
+		}, false, want{}},
 		{"not checked", func(in *Inbound) {}, false, want{}},
 	}
 	for _, c := range cases {
