@@ -30,7 +30,6 @@ func TestCaptureWanted(t *testing.T) {
 	}
 }
 
-
 // captureMessage feeds a message the way the milter does: header fields
 // as Postfix hands them over (bare LF inside folded values), then body
 // chunks.
