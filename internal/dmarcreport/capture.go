@@ -217,8 +217,9 @@ func (c *Capture) run() {
 	}
 }
 
-// read parses one message and keeps what it finds; a panic is logged and
-// the message counts as unread.
+// read parses one message and keeps what it finds: each report, and the
+// message as malformed when it (or one of its attachments) cannot be
+// read. A panic is logged and the message counts as unread.
 func (c *Capture) read(j *job) (n int) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -236,12 +237,12 @@ func (c *Capture) read(j *job) (n int) {
 	}
 	if err != nil {
 		c.log.Warn("dmarc reports: unreadable report message kept as malformed", "mail_from", mailtext.Printable(j.from.MailFrom),
-			"header_from", mailtext.Printable(j.from.HeaderFrom), "reason", mailtext.Printable(err.Error()))
+			"header_from", mailtext.Printable(j.from.HeaderFrom), "reason", mailtext.Printable(err.Error()), "reports", len(fbs))
 		if serr := c.store.AddMalformed(ctx, Malformed{ReceivedAt: now, MailFrom: j.from.MailFrom, Reason: err.Error(), Raw: j.raw}); serr != nil {
 			c.log.Error("dmarc reports: cannot keep a malformed report message", "err", serr.Error())
 		}
-		return 0
 	}
+	// A bad attachment beside good ones: the good reports are kept too.
 	for i := range fbs {
 		fb := &fbs[i]
 		r := Received{ID: ReceivedID(fb), ReceivedAt: now, MailFrom: j.from.MailFrom, HeaderFrom: j.from.HeaderFrom,

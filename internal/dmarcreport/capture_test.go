@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,10 @@ func TestCaptureReads(t *testing.T) {
 			return nil, nil
 		}
 		fb := Feedback{Metadata: ReportMetadata{OrgName: "google.com", ReportID: "r1"}, Policy: PolicyPublished{Domain: "example.com"}}
+		if strings.Contains(string(b), "PARTIAL") {
+			fb.Metadata.ReportID = "partial"
+			return []Feedback{fb}, errors.New("attachment 2: zip with more than 8 files")
+		}
 		fb2 := fb
 		fb2.Metadata.ReportID = "r2"
 		return []Feedback{fb, fb2}, nil
@@ -99,13 +104,17 @@ func TestCaptureReads(t *testing.T) {
 	if r := recs[0]; r.MailFrom != from.MailFrom || r.HeaderFrom != from.HeaderFrom || !r.Authenticated || r.ID != ReceivedID(&r.Feedback) {
 		t.Errorf("received %+v", r)
 	}
-	for _, body := range []string{"BROKEN", "EMPTY", "PANIC"} {
-		if n := wait(t, captureMessage(c, body).Submit(from, "Q2")); n != 0 {
-			t.Errorf("%s: read %d", body, n)
+	for body, want := range map[string]int{"BROKEN": 0, "EMPTY": 0, "PANIC": 0, "PARTIAL": 1} {
+		if n := wait(t, captureMessage(c, body).Submit(from, "Q2")); n != want {
+			t.Errorf("%s: read %d, want %d", body, n, want)
 		}
 	}
+	if recs, _ := st.ListReceived(context.Background(), "", time.Time{}); len(recs) != 3 || !slices.ContainsFunc(recs, func(r Received) bool { return r.Feedback.Metadata.ReportID == "partial" }) {
+		t.Errorf("the good report beside a bad attachment is not kept: %+v", recs)
+	}
 	mal, _ := st.ListMalformed(context.Background(), time.Time{})
-	if len(mal) != 2 || mal[0].Reason != "gzip: invalid header" || mal[0].MailFrom != from.MailFrom || !strings.Contains(string(mal[0].Raw), "BROKEN") {
+	slices.SortFunc(mal, func(a, b Malformed) int { return strings.Compare(a.Reason, b.Reason) })
+	if len(mal) != 3 || mal[1].Reason != "gzip: invalid header" || mal[0].Reason != "attachment 2: zip with more than 8 files" || mal[1].MailFrom != from.MailFrom || !strings.Contains(string(mal[1].Raw), "BROKEN") {
 		t.Errorf("malformed %+v", mal)
 	}
 	for _, line := range []string{"reason=\"gzip: invalid header\"", "no aggregate report", "panic=\"parser bug\""} {
