@@ -98,3 +98,42 @@ func TestDMARCReportCapture(t *testing.T) {
 		t.Errorf("%d bytes held", h)
 	}
 }
+
+// reportXML is a minimal aggregate report about example.test.
+const reportXML = `<?xml version="1.0"?><feedback><report_metadata><org_name>remote.test</org_name><email>r@remote.test</email>` +
+	`<report_id>r-1</report_id><date_range><begin>1764892800</begin><end>1764979199</end></date_range></report_metadata>` +
+	`<policy_published><domain>example.test</domain><p>none</p><pct>100</pct></policy_published>` +
+	`<record><row><source_ip>192.0.2.1</source_ip><count>3</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated></row>` +
+	`<identifiers><header_from>example.test</header_from></identifiers><auth_results><spf><domain>example.test</domain><result>fail</result></spf></auth_results></record></feedback>`
+
+// TestDMARCReportDiscard: with discard_received, a report message to
+// rua mailboxes only is discarded once its report is kept; with another
+// recipient beside, or without a readable report, it is delivered.
+func TestDMARCReportDiscard(t *testing.T) {
+	store := dmarcreport.NewMemoryStore()
+	tb := newTestbedLimits(t, nil, Limits{ReadTimeout: time.Minute}, func(env *Env, res *resolver.Resolver) {
+		env.Capture = dmarcreport.NewCapture(store, env.Log, dmarcreport.CaptureOptions{Mailboxes: []string{"dmarc@example.test"}, Discard: true})
+		t.Cleanup(env.Capture.Close)
+	})
+	for _, tc := range []struct {
+		rcpts   []string
+		body    string
+		discard bool
+	}{
+		{[]string{"dmarc@example.test"}, reportXML, true},
+		{[]string{"dmarc@example.test", "bob@example.test"}, reportXML, false},
+		{[]string{"dmarc@example.test"}, "<feedback>broken", false},
+	} {
+		raw := "From: reports@remote.test\nTo: dmarc@example.test\nSubject: Report domain: example.test\nContent-Type: text/xml\n\n" + tc.body + "\n"
+		headers, body := mtaclient.Split([]byte(raw))
+		r := tb.send(t, &mtaclient.Message{ClientIP: "198.51.100.7", From: "bounce@remote.test", Rcpts: tc.rcpts, Headers: headers, Body: strings.NewReader(string(body))})
+		discarded := r.Action != nil && r.Action.Type == gomilter.ActionDiscard
+		if discarded != tc.discard || !discarded && !r.Accepted() {
+			t.Errorf("%v %.20q: discarded %v, want %v (%+v)", tc.rcpts, tc.body, discarded, tc.discard, r.Action)
+		}
+	}
+	recs, err := store.ListReceived(context.Background(), "", time.Time{})
+	if err != nil || len(recs) != 1 || recs[0].Feedback.Records[0].Row.Count != 3 || recs[0].Authenticated {
+		t.Errorf("received %+v, %v", recs, err)
+	}
+}
