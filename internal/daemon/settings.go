@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"vouch/internal/config"
+	"vouch/internal/dmarcreport"
 	"vouch/internal/hijack"
 	"vouch/internal/sockaddr"
 	"vouch/policy"
@@ -143,5 +144,21 @@ func SignerConfig(cfg *config.Config) signer.Config {
 		Keys: inline,
 		Rotation: signer.RotationConfig{CheckInterval: r.CheckInterval, PublishDelay: r.PublishDelay,
 			AutoSwitch: r.AutoSwitch, StateFile: r.StateFile},
+	}
+}
+
+// ReportStoreOptions is the [dmarc_reports] store for
+// dmarcreport.OpenStore: the one place the store's keys are translated.
+func ReportStoreOptions(cfg *config.Config) dmarcreport.StoreOptions {
+	r := cfg.DMARCReports
+	return dmarcreport.StoreOptions{Kind: r.Store, Path: r.Path}
+}
+
+// ReportCaptureOptions are the [dmarc_reports] receiving keys.
+func ReportCaptureOptions(cfg *config.Config) dmarcreport.CaptureOptions {
+	r := cfg.DMARCReports
+	return dmarcreport.CaptureOptions{
+		Mailboxes: r.RUAMailboxes, Discard: r.DiscardReceived,
+		Limits: dmarcreport.Limits{MaxMessage: r.MaxMessageSize, MaxXML: r.MaxXMLSize},
 	}
 }
