@@ -260,7 +260,7 @@ func transferDecoder(h textproto.MIMEHeader, body io.Reader) (io.Reader, error) 
 // bytes are rather than by its content type, which senders get wrong.
 func (p *parser) attachment(label string, r io.Reader) {
 	br := bufio.NewReader(r)
-	magic, _ := br.Peek(4) // a read error shows again below
+	magic, _ := br.Peek(512) // a read error shows again below
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		zr, err := gzip.NewReader(br)
@@ -278,8 +278,10 @@ func (p *parser) attachment(label string, r io.Reader) {
 			return
 		}
 		p.zip(label, data)
-	default:
+	case bytes.HasPrefix(bytes.TrimLeft(magic, "\ufeff \t\r\n"), []byte("<")):
 		p.report(label, br)
+	default:
+		p.problem("%s: neither gzip, zip nor XML", label)
 	}
 }
 
@@ -529,7 +531,11 @@ func (l layer) Read(b []byte) (int, error) {
 	n, err := l.r.Read(b)
 	var re *readError
 	if err != nil && err != io.EOF && !errors.As(err, &re) {
-		err = &readError{fmt.Errorf("%s: %s", l.name, mailtext.Printable(err.Error()))}
+		msg := mailtext.Printable(err.Error())
+		if !strings.HasPrefix(msg, l.name+": ") { // "gzip: invalid checksum"
+			msg = l.name + ": " + msg
+		}
+		err = &readError{errors.New(msg)}
 	}
 	return n, err
 }
