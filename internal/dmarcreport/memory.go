@@ -50,7 +50,8 @@ type MemoryStore struct {
 	periods   map[Period]*memPeriod
 	claims    map[Period]time.Time // claim expiry
 	received  map[string]Received
-	malformed []Malformed
+	malformed []Malformed // oldest first
+	limits    malformedLimits
 }
 
 type memPeriod struct {
@@ -63,7 +64,7 @@ type memPeriod struct {
 // NewMemoryStore makes an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{now: time.Now, periods: map[Period]*memPeriod{},
-		claims: map[Period]time.Time{}, received: map[string]Received{}}
+		claims: map[Period]time.Time{}, received: map[string]Received{}, limits: malformedLimits{}.orDefaults()}
 }
 
 func (m *MemoryStore) Add(_ context.Context, evs []Evaluation) error {
@@ -124,7 +125,6 @@ func (m *MemoryStore) Claim(_ context.Context, p Period, _ string, ttl time.Dura
 func (m *MemoryStore) Done(_ context.Context, a Aggregate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.claims, a.Period)
 	mp := m.periods[a.Period]
 	if mp == nil {
 		return nil
@@ -181,7 +181,12 @@ func (m *MemoryStore) ListReceived(_ context.Context, domain string, since time.
 func (m *MemoryStore) AddMalformed(_ context.Context, mf Malformed) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	mf = m.limits.cut(mf)
+	mf.Raw = slices.Clone(mf.Raw) // the caller's buffer may be reused
 	m.malformed = append(m.malformed, mf)
+	if over := len(m.malformed) - m.limits.max; over > 0 {
+		m.malformed = slices.Delete(m.malformed, 0, over)
+	}
 	return nil
 }
 
@@ -195,6 +200,24 @@ func (m *MemoryStore) ListMalformed(_ context.Context, since time.Time) ([]Malfo
 		}
 	}
 	return out, nil
+}
+
+func (m *MemoryStore) Prune(_ context.Context, before time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, r := range m.received {
+		if r.Feedback.Metadata.DateRange.End < before.Unix() {
+			delete(m.received, id)
+		}
+	}
+	m.malformed = slices.DeleteFunc(m.malformed, func(mf Malformed) bool { return mf.ReceivedAt.Before(before) })
+	now := m.now()
+	for p, until := range m.claims {
+		if !until.After(now) {
+			delete(m.claims, p)
+		}
+	}
+	return nil
 }
 
 func (m *MemoryStore) Close() error { return nil }

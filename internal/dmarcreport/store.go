@@ -47,6 +47,7 @@ type Received struct {
 
 // Malformed is a report message that could not be read: kept (Raw cut at
 // the store's limit) so that the admin can look at it, never acted on.
+// Only the newest are kept: a sender of garbage cannot fill the disk.
 type Malformed struct {
 	ReceivedAt time.Time
 	MailFrom   string
@@ -65,12 +66,16 @@ type Store interface {
 	// Unreported lists the periods whose day ended at or before `before`
 	// that hold records, oldest first.
 	Unreported(ctx context.Context, before time.Time) ([]Aggregate, error)
-	// Claim takes a period for sending, for ttl: false when another process
-	// holds the claim. A claim that is not followed by Done expires, and
-	// the period is tried again (a temporary failure).
+	// Claim takes a period for sending, for ttl: false while a claim is
+	// in force (another holder's, or this one's). A claim that is not
+	// followed by Done expires, and the period is tried again (a
+	// temporary failure). ttl must exceed a sender's whole run, from its
+	// Unreported to its last Done: Done leaves the claim in force until
+	// ttl, so that another process that read the period before that Done
+	// cannot claim it afterwards and report the same rows again.
 	Claim(ctx context.Context, p Period, holder string, ttl time.Duration) (bool, error)
 	// Done says a was reported (or dropped): a's counts are subtracted from
-	// its period, records that reach 0 go, and the claim is released.
+	// its period and records that reach 0 go; the claim stays (see Claim).
 	// What arrived after a was read stays for the next report, so no row is
 	// lost and none is reported twice.
 	Done(ctx context.Context, a Aggregate) error
@@ -83,8 +88,42 @@ type Store interface {
 	ListReceived(ctx context.Context, domain string, since time.Time) ([]Received, error)
 	// AddMalformed keeps a report message that could not be read.
 	AddMalformed(ctx context.Context, m Malformed) error
-	// ListMalformed returns the malformed messages kept since since.
+	// ListMalformed returns the malformed messages kept since since,
+	// oldest first. A store keeps the newest MaxMalformed, Raw cut at
+	// MaxMalformedRaw bytes.
 	ListMalformed(ctx context.Context, since time.Time) ([]Malformed, error)
+	// Prune drops the received reports whose date range ended before
+	// before, the malformed messages received before it ([dmarc_reports]
+	// keep_received), and expired claims.
+	Prune(ctx context.Context, before time.Time) error
 
 	Close() error
+}
+
+// The limits of the malformed messages a store keeps, unless StoreOptions
+// say otherwise: at most 256 MiB.
+const (
+	DefaultMaxMalformed    = 1000
+	DefaultMaxMalformedRaw = 256 << 10
+)
+
+// malformedLimits bound what a store keeps of malformed messages.
+type malformedLimits struct{ max, raw int }
+
+func (l malformedLimits) orDefaults() malformedLimits {
+	if l.max <= 0 {
+		l.max = DefaultMaxMalformed
+	}
+	if l.raw <= 0 {
+		l.raw = DefaultMaxMalformedRaw
+	}
+	return l
+}
+
+// cut returns m with Raw cut to the limit.
+func (l malformedLimits) cut(m Malformed) Malformed {
+	if len(m.Raw) > l.raw {
+		m.Raw = m.Raw[:l.raw:l.raw]
+	}
+	return m
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"vouch/internal/redisconn"
 )
 
 // Actions taken when an account goes over a limit.
@@ -148,8 +150,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c Config) redisOptions() RedisOptions {
-	return RedisOptions{URL: c.RedisURL, Sentinels: c.RedisSentinels, MasterName: c.RedisMasterName, Cluster: c.RedisCluster,
+func (c Config) redisOptions() redisconn.Options {
+	return redisconn.Options{URL: c.RedisURL, Sentinels: c.RedisSentinels, MasterName: c.RedisMasterName, Cluster: c.RedisCluster,
 		Username: c.RedisUsername, Password: c.RedisPassword, SentinelPassword: c.RedisSentinelPassword}
 }
 

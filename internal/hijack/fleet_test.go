@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"vouch/internal/testutil"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -36,11 +37,11 @@ func fleetConfig(t *testing.T, c *clock) Config {
 // counting goes on in the new master.
 func TestRedisSentinel(t *testing.T) {
 	master := startRedis(t)
-	replica := startRedis(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.port))
+	replica := startRedis(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.Port))
 	sentinel := startSentinel(t, master)
 	c := newClock()
 	cfg := fleetConfig(t, c)
-	cfg.RedisSentinels, cfg.RedisMasterName = []string{sentinel.addr()}, "m"
+	cfg.RedisSentinels, cfg.RedisMasterName = []string{sentinel.Addr()}, "m"
 	a, b := newGuard(t, cfg), newGuard(t, cfg)
 	a.redisRetry, b.redisRetry = 10*time.Millisecond, 10*time.Millisecond
 	send(a, "alice@example.com", ip1, 1)
@@ -52,21 +53,21 @@ func TestRedisSentinel(t *testing.T) {
 		t.Fatal("mallory not frozen")
 	}
 	l, err := b.List(ctx())
-	if err != nil || len(l.Accounts) != 2 || l.Accounts[0].Messages != 2 || l.Node != "redis "+master.addr() {
+	if err != nil || len(l.Accounts) != 2 || l.Accounts[0].Messages != 2 || l.Node != "redis "+master.Addr() {
 		t.Fatalf("list through sentinel: %+v %v", l, err)
 	}
 	// Everything written is on the replica before the master dies.
-	mc := redis.NewClient(&redis.Options{Addr: master.addr()})
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr()})
 	defer mc.Close()
 	if n, err := mc.Do(ctx(), "WAIT", 1, 5000).Int(); n != 1 || err != nil {
 		t.Fatalf("WAIT: %d %v", n, err)
 	}
-	master.stop()
-	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.addr()})
+	master.Stop()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.Addr()})
 	defer sc.Close()
 	waitFor(t, 20*time.Second, "sentinel failover", func() bool {
 		addr, err := sc.GetMasterAddrByName(ctx(), "m").Result()
-		return err == nil && len(addr) == 2 && addr[1] == fmt.Sprint(replica.port)
+		return err == nil && len(addr) == 2 && addr[1] == fmt.Sprint(replica.Port)
 	})
 	// A fresh instance reads from the new master only (no local mirror).
 	fresh := newGuard(t, cfg)
@@ -78,7 +79,7 @@ func TestRedisSentinel(t *testing.T) {
 	waitFor(t, 5*time.Second, "counting in the new master", func() bool {
 		l, err := fresh.List(ctx())
 		return err == nil && len(l.Accounts) == 2 && l.Accounts[0].Login == "alice@example.com" &&
-			l.Accounts[0].Messages >= 3 && len(l.Frozen) == 1 && l.Node == "redis "+replica.addr()
+			l.Accounts[0].Messages >= 3 && len(l.Frozen) == 1 && l.Node == "redis "+replica.Addr()
 	})
 	if r := send(fresh, "alice@example.com", ip1, 1); r == nil || r.Code != 550 {
 		t.Fatalf("4th message of alice, shared across the failover: %s", replyString(r))
@@ -89,29 +90,7 @@ func TestRedisSentinel(t *testing.T) {
 // logins spread over the masters, the freeze list and release work across
 // slots.
 func TestRedisCluster(t *testing.T) {
-	var nodes []*redisServer
-	var addrs []string
-	for range 3 {
-		n := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
-		nodes = append(nodes, n)
-		addrs = append(addrs, n.addr())
-	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatal("redis-cli not installed (package redis-tools)")
-	}
-	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	for _, a := range addrs {
-		nc := redis.NewClient(&redis.Options{Addr: a})
-		waitFor(t, 10*time.Second, "cluster_state:ok on "+a, func() bool {
-			info, err := nc.ClusterInfo(ctx()).Result()
-			return err == nil && strings.Contains(info, "cluster_state:ok")
-		})
-		nc.Close()
-	}
+	addrs := testutil.StartRedisCluster(t)
 	c := newClock()
 	cfg := fleetConfig(t, c)
 	cfg.RedisCluster = addrs[:1] // the client finds the other nodes
@@ -159,7 +138,7 @@ func TestRedisCluster(t *testing.T) {
 func TestRedisMigrateFreezes(t *testing.T) {
 	r := startRedis(t)
 	sink := newSMTPSink(t)
-	rc := redis.NewClient(&redis.Options{Addr: r.addr()})
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rc.Close()
 	js, _ := json.Marshal(Freeze{Login: "mallory@example.com", Since: newClock().Now(), Reason: "old"})
 	if err := rc.HSet(context.Background(), legacyFrozenKey, "mallory@example.com", js).Err(); err != nil {

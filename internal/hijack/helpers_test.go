@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -213,105 +211,11 @@ func (s *smtpSink) waitMails(t testing.TB, n int) []sunkMail {
 	return nil
 }
 
-// redisServer is a private redis-server on a free loopback port, never the
-// system one.
-type redisServer struct {
-	t    testing.TB
-	port int
-	dir  string
-	args []string // added to the command line (replication, cluster mode)
-	conf string   // non-empty: run as a Sentinel with this config
-	cmd  *exec.Cmd
-}
+// redisServer is a private redis-server (testutil.Redis).
+type redisServer = testutil.Redis
 
-func requireRedis(t testing.TB) string {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("VOUCH_SKIP_E2E") != "" {
-			t.Skip("redis-server not installed and VOUCH_SKIP_E2E set")
-		}
-		t.Fatal("redis-server is not installed: apt-get install redis-server (the Redis backend tests run a private one), or set VOUCH_SKIP_E2E=1")
-	}
-	return path
-}
+func startRedis(t testing.TB, args ...string) *redisServer { return testutil.StartRedis(t, args...) }
 
-func startRedis(t testing.TB, args ...string) *redisServer {
-	t.Helper()
-	r := newRedisServer(t)
-	r.args = args
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func newRedisServer(t testing.TB) *redisServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return &redisServer{t: t, port: port, dir: t.TempDir()}
-}
-
-// startSentinel runs redis-server as a Sentinel watching master as "m",
-// quick to fail over.
 func startSentinel(t testing.TB, master *redisServer) *redisServer {
-	t.Helper()
-	r := newRedisServer(t)
-	r.conf = filepath.Join(r.dir, "sentinel.conf")
-	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor m 127.0.0.1 %d 1\n"+
-		"sentinel down-after-milliseconds m 500\nsentinel failover-timeout m 5000\n", r.port, r.dir, master.port)
-	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisServer) url() string  { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-func (r *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
-
-func (r *redisServer) start() {
-	r.t.Helper()
-	bin := requireRedis(r.t)
-	if r.conf != "" {
-		r.cmd = exec.Command(bin, r.conf, "--sentinel")
-	} else {
-		r.cmd = exec.Command(bin, append([]string{"--save", "", "--appendonly", "no", "--port", fmt.Sprint(r.port),
-			"--bind", "127.0.0.1", "--dir", r.dir, "--daemonize", "no"}, r.args...)...)
-	}
-	var out strings.Builder
-	r.cmd.Stdout, r.cmd.Stderr = &out, &out
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.port), time.Second); err == nil {
-			fmt.Fprintf(c, "PING\r\n")
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.cmd.Process.Kill()
-	r.t.Fatalf("redis-server did not start on port %d:\n%s", r.port, out.String())
-}
-
-// stop kills this test's redis-server (by its own pid) and waits for it.
-func (r *redisServer) stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	r.cmd.Wait()
-	r.cmd = nil
+	return testutil.StartSentinel(t, master)
 }

@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"vouch/internal/redisconn"
 )
 
 // redisStore keeps the counters and the freeze list in Redis, shared by
@@ -149,68 +150,17 @@ redis.call('PEXPIRE', KEYS[1], win)
 return redis.call('ZCARD', KEYS[1])
 `)
 
-// RedisOptions say which Redis to use: URL (one server), or Sentinels
-// with MasterName, or Cluster; the passwords go with the latter two.
-type RedisOptions struct {
-	URL              string
-	Sentinels        []string
-	MasterName       string
-	Cluster          []string
-	Username         string
-	Password         string
-	SentinelPassword string
-}
-
-func newRedisStore(o RedisOptions, window time.Duration, id string) (*redisStore, error) {
-	r := &redisStore{window: window, id: id}
-	u := &redis.UniversalOptions{
-		Username: o.Username, Password: o.Password, SentinelPassword: o.SentinelPassword,
-		// A milter callback waits for Redis: fail fast, then fail open
-		// or closed, rather than hold the SMTP session.
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1,
-		ContextTimeoutEnabled: true,
-		// No CLIENT SETINFO / MAINT_NOTIFICATIONS handshakes: plain Redis
-		// (and older servers) answer them with errors go-redis would log.
-		DisableIdentity:          true,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+func newRedisStore(o redisconn.Options, window time.Duration, id string) (*redisStore, error) {
+	c, err := redisconn.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("hijack.%w", err)
 	}
-	switch {
-	case len(o.Cluster) > 0:
-		u.Addrs, u.IsClusterMode = o.Cluster, true
-	case len(o.Sentinels) > 0:
-		u.Addrs, u.MasterName = o.Sentinels, o.MasterName
-	default:
-		opts, err := redis.ParseURL(o.URL)
-		if err != nil {
-			return nil, fmt.Errorf("hijack.redis_url: %w", err)
-		}
-		// URL parameters (dial_timeout=...) win over the defaults above.
-		if opts.DialTimeout == 0 {
-			opts.DialTimeout = u.DialTimeout
-		}
-		if opts.ReadTimeout == 0 {
-			opts.ReadTimeout = u.ReadTimeout
-		}
-		if opts.WriteTimeout == 0 {
-			opts.WriteTimeout = u.WriteTimeout
-		}
-		if opts.MaxRetries == 0 {
-			opts.MaxRetries = u.MaxRetries
-		}
-		opts.ContextTimeoutEnabled, opts.DisableIdentity = true, true
-		opts.MaintNotificationsConfig = u.MaintNotificationsConfig
-		c := redis.NewClient(opts)
-		c.AddHook(nodeHook{r})
-		r.c = c
-		return r, nil
-	}
-	c := redis.NewUniversalClient(u)
+	r := &redisStore{c: c, window: window, id: id}
 	if cc, ok := c.(*redis.ClusterClient); ok {
 		cc.OnNewNode(func(n *redis.Client) { n.AddHook(nodeHook{r}) })
 	} else {
 		c.AddHook(nodeHook{r})
 	}
-	r.c = c
 	return r, nil
 }
 

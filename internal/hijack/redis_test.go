@@ -9,7 +9,7 @@ import (
 
 func redisConfig(t testing.TB, c *clock, r *redisServer) Config {
 	cfg := testConfig(t, c)
-	cfg.Backend, cfg.RedisURL, cfg.RedisFailOpen = BackendRedis, r.url(), true
+	cfg.Backend, cfg.RedisURL, cfg.RedisFailOpen = BackendRedis, r.URL(), true
 	return cfg
 }
 
@@ -137,7 +137,7 @@ func TestRedisDown(t *testing.T) {
 		if r := send(g, "alice@example.com", ip1, 1); r == nil {
 			t.Fatal("5th accepted with redis up")
 		}
-		r.stop()
+		r.Stop()
 		// g saw 3 of its own: one more locally, then the local limit.
 		if r := send(g, "alice@example.com", ip1, 1); r != nil {
 			t.Fatalf("redis down, fail-open: %s", r)
@@ -170,7 +170,7 @@ func TestRedisDown(t *testing.T) {
 		if r := send(g, "mallory@example.com", ip1, 1); r == nil || r.Code != 550 {
 			t.Fatalf("not frozen: %s", replyString(r))
 		}
-		r.stop()
+		r.Stop()
 		if r := send(g, "mallory@example.com", ip1, 1); r == nil || r.Code != 550 {
 			t.Fatalf("freeze forgotten while redis is down: %s", replyString(r))
 		}
@@ -181,7 +181,7 @@ func TestRedisDown(t *testing.T) {
 			t.Fatalf("eve: %s", replyString(r))
 		}
 		sink.waitMails(t, 2)
-		r.start() // same port, empty data set
+		r.Start() // same port, empty data set
 		time.Sleep(20 * time.Millisecond)
 		send(g, "carol@example.com", ip1, 1) // any Redis call writes pending freezes back
 		fresh := newGuard(t, cfg)
@@ -202,7 +202,7 @@ func TestRedisDown(t *testing.T) {
 		if r := send(g, "alice@example.com", ip1, 1); r != nil {
 			t.Fatalf("redis up: %s", r)
 		}
-		r.stop()
+		r.Stop()
 		for i := 0; i < 3; i++ {
 			if r := send(g, "alice@example.com", ip1, 1); replyString(r) != "451 4.3.0 Temporary local problem, try again later" {
 				t.Fatalf("redis down, fail-closed: %s", replyString(r))
@@ -238,7 +238,7 @@ func TestRedisOutageBackfill(t *testing.T) {
 	g := newGuard(t, cfg)
 	g.redisRetry = 10 * time.Millisecond
 	other := newGuard(t, cfg)
-	r.stop()
+	r.Stop()
 	for i := 0; i < 3; i++ {
 		if r := send(g, "alice@example.com", ip1, 2); r != nil {
 			t.Fatalf("outage message %d: %s", i+1, r)
@@ -248,7 +248,7 @@ func TestRedisOutageBackfill(t *testing.T) {
 	if st := g.Stats(); st.RedisFallbacks == 0 {
 		t.Fatalf("no local decisions during the outage: %+v", st)
 	}
-	r.start() // same port, empty data set
+	r.Start() // same port, empty data set
 	time.Sleep(20 * time.Millisecond)
 	// Any Redis call of g writes the backlog first.
 	if _, err := g.List(ctx()); err != nil {
