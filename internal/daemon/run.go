@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"syscall"
@@ -358,9 +359,9 @@ func (d *dmarcReports) update(cfg *config.Config) error {
 	}
 	so := ReportStoreOptions(cfg)
 	if d.store == nil || !reflect.DeepEqual(so, d.storeOpts) {
-		st, err := dmarcreport.OpenStore(so)
+		st, err := openReportStore(so)
 		if err != nil {
-			return fmt.Errorf("dmarc_reports: cannot open the %s store %s: %w", so.Kind, so.Path, err)
+			return err
 		}
 		d.close()
 		d.store, d.storeOpts = st, so
@@ -381,6 +382,23 @@ func (d *dmarcReports) update(cfg *config.Config) error {
 		d.capture, d.capOpts = dmarcreport.NewCapture(d.store, d.log, co), co
 	}
 	return nil
+}
+
+// openReportStore opens the store. The bolt store makes its file at the
+// first write: a directory that is not there is caught now, at start,
+// rather than as lost rows later.
+func openReportStore(so dmarcreport.StoreOptions) (dmarcreport.Store, error) {
+	if so.Kind == "bolt" {
+		dir := filepath.Dir(so.Path)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("dmarc_reports.path: cannot open the bolt store %s: directory %s does not exist", so.Path, dir)
+		}
+	}
+	st, err := dmarcreport.OpenStore(so)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the DMARC report store: %w", err)
+	}
+	return st, nil
 }
 
 // setEnv gives the milter the recorder and the capture (nil when off).

@@ -7,6 +7,7 @@ import (
 	"vouch/internal/config"
 	"vouch/internal/dmarcreport"
 	"vouch/internal/hijack"
+	"vouch/internal/redisconn"
 	"vouch/internal/sockaddr"
 	"vouch/policy"
 	"vouch/signer"
@@ -151,7 +152,10 @@ func SignerConfig(cfg *config.Config) signer.Config {
 // dmarcreport.OpenStore: the one place the store's keys are translated.
 func ReportStoreOptions(cfg *config.Config) dmarcreport.StoreOptions {
 	r := cfg.DMARCReports
-	return dmarcreport.StoreOptions{Kind: r.Store, Path: r.Path}
+	return dmarcreport.StoreOptions{Kind: r.Store, Path: r.Path, Redis: redisconn.Options{
+		URL: r.RedisURL, Sentinels: r.RedisSentinels, MasterName: r.RedisMasterName, Cluster: r.RedisCluster,
+		Username: r.RedisUsername, Password: r.RedisPassword, SentinelPassword: r.RedisSentinelPassword,
+	}}
 }
 
 // ReportCaptureOptions are the [dmarc_reports] receiving keys.
