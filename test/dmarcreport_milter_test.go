@@ -122,7 +122,7 @@ internal_hosts = ["127.0.0.1", "10.0.0.0/8"]
 	ea := waitRecords(t, openReportStore(t, enforceDB), "sender.test", 2)
 	want := []dmarcreport.Record{
 		{
-			Row: dmarcreport.Row{SourceIP: "192.0.2.10", Count: 1, PolicyEvaluated: dmarcreport.PolicyEvaluated{Disposition: "none", DKIM: "pass", SPF: "pass"}},
+			Row:         dmarcreport.Row{SourceIP: "192.0.2.10", Count: 1, PolicyEvaluated: dmarcreport.PolicyEvaluated{Disposition: "none", DKIM: "pass", SPF: "pass"}},
 			Identifiers: dmarcreport.Identifiers{HeaderFrom: "sender.test", EnvelopeFrom: "sender.test"},
 			AuthResults: dmarcreport.AuthResults{DKIM: []dmarcreport.DKIMAuthResult{{Domain: "sender.test", Selector: "k1", Result: "pass"}},
 				SPF: []dmarcreport.SPFAuthResult{{Domain: "sender.test", Scope: "mfrom", Result: "pass"}}},
