@@ -91,12 +91,12 @@ func newCapture(store Store, log *slog.Logger, o CaptureOptions, parse func(io.R
 // mailboxKey is an address compared case-insensitively, without <> and
 // without a +detail suffix of the local part.
 func mailboxKey(addr string) string {
-	addr = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(addr), "<"), ">"))
+	addr = strings.ToLower(strings.Trim(addr, "<> \t"))
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
 		return addr
 	}
-	local, domain := addr[:at], strings.TrimSuffix(addr[at+1:], ".")
+	local, domain := addr[:at], strings.TrimRight(addr[at+1:], ". \t<>")
 	if plus := strings.IndexByte(local, '+'); plus > 0 {
 		local = local[:plus]
 	}

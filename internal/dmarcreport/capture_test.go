@@ -190,3 +190,36 @@ func TestCaptureLimits(t *testing.T) {
 func captureRaw(b string, n int) string {
 	return "From: noreply-dmarc-support@google.com\r\nSubject: Report domain:\r\n example.com\r\n\r\n" + strings.Repeat(b, n)
 }
+
+// FuzzRUAMailboxKey: the key a recipient is matched by is stable (a key
+// is its own key), ignores case, and a +detail never changes the key of
+// a mailbox without one.
+func FuzzRUAMailboxKey(f *testing.F) {
+	for _, s := range []string{"dmarc@example.com", "<DMARC+google@Example.COM>", "a+b+c@x.", "+x@y", "no-at", "@", "a@b@c", " <x@y> "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		k := mailboxKey(addr)
+		if mailboxKey(k) != k {
+			t.Fatalf("key of %q is %q, whose key is %q", addr, k, mailboxKey(k))
+		}
+		if isASCII(addr) && mailboxKey(strings.ToUpper(addr)) != mailboxKey(strings.ToLower(addr)) {
+			t.Fatalf("case changes the key of %q", addr)
+		}
+		local, domain, ok := strings.Cut(k, "@")
+		if ok && !strings.Contains(local, "+") && !strings.Contains(domain, "@") && local != "" {
+			if d := mailboxKey(local + "+detail@" + domain); d != k {
+				t.Fatalf("%q+detail has key %q, want %q", k, d, k)
+			}
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
