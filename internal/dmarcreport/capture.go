@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,12 +32,9 @@ type Capture struct {
 	discard   bool
 	parse     func(io.Reader, Limits) ([]Feedback, error) // ParseMessage; tests put a panic here
 
-	used  atomic.Int64 // bytes held by all Captured copies
-	queue chan *job
-
-	mu      sync.RWMutex // Submit holds it for reading, Close for writing
-	stopped bool
-	done    chan struct{}
+	used   atomic.Int64 // bytes held by all Captured copies
+	queue  *queue[*job]
+	closed chan struct{} // closed when run has read the last message
 }
 
 // CaptureOptions configure a Capture ([dmarc_reports] receiving keys).
@@ -80,7 +76,7 @@ func newCapture(store Store, log *slog.Logger, o CaptureOptions, parse func(io.R
 		o.Queue = 32
 	}
 	c := &Capture{store: store, log: log, limits: o.Limits, budget: o.Budget, discard: o.Discard, parse: parse,
-		mailboxes: map[string]bool{}, queue: make(chan *job, o.Queue), done: make(chan struct{})}
+		mailboxes: map[string]bool{}, queue: newQueue[*job](o.Queue), closed: make(chan struct{})}
 	for _, m := range o.Mailboxes {
 		c.mailboxes[mailboxKey(m)] = true
 	}
@@ -180,14 +176,8 @@ func (m *Captured) Submit(from Sender, qid string) <-chan int {
 	}
 	j := &job{raw: m.buf.Bytes(), held: m.held, from: from, result: make(chan int, 1)}
 	m.held, m.buf = 0, bytes.Buffer{} // the job owns them now
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if !c.stopped {
-		select {
-		case c.queue <- j:
-			return j.result
-		default:
-		}
+	if c.queue.put(j) {
+		return j.result
 	}
 	c.used.Add(-j.held)
 	c.log.Warn("dmarc reports: report message delivered unread", "qid", qid, "mail_from", mailtext.Printable(from.MailFrom),
@@ -200,21 +190,28 @@ func (c *Capture) Held() int64 { return c.used.Load() }
 
 // Close reads the messages already queued and stops the worker.
 func (c *Capture) Close() {
-	c.mu.Lock()
-	if !c.stopped {
-		c.stopped = true
-		close(c.queue)
-	}
-	c.mu.Unlock()
-	<-c.done
+	c.queue.stop()
+	<-c.closed
 }
 
 func (c *Capture) run() {
-	defer close(c.done)
-	for j := range c.queue {
-		j.result <- c.read(j)
-		c.used.Add(-j.held)
+	defer close(c.closed)
+	for {
+		select {
+		case j := <-c.queue.ch:
+			c.finish(j)
+		case <-c.queue.done:
+			for len(c.queue.ch) > 0 {
+				c.finish(<-c.queue.ch)
+			}
+			return
+		}
 	}
+}
+
+func (c *Capture) finish(j *job) {
+	j.result <- c.read(j)
+	c.used.Add(-j.held)
 }
 
 // read parses one message and keeps what it finds: each report, and the

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vouch/internal/testutil"
 )
 
 func TestCaptureWanted(t *testing.T) {
@@ -64,7 +66,7 @@ func wait(t *testing.T, ch <-chan int) int {
 // malformed; a panic in the parser is logged and the worker goes on.
 func TestCaptureReads(t *testing.T) {
 	st := NewMemoryStore()
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	var got []string
 	parse := func(r io.Reader, lim Limits) ([]Feedback, error) {
 		b, _ := io.ReadAll(r)
@@ -140,7 +142,7 @@ func TestCaptureLimits(t *testing.T) {
 		<-release
 		return nil, errors.New("x")
 	}
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	c := newCapture(NewMemoryStore(), slog.New(slog.NewTextHandler(&logs, nil)),
 		CaptureOptions{Limits: Limits{MaxMessage: 1000}, Budget: 1500, Queue: 1}, parse)
 	defer func() { close(release); c.Close() }()
@@ -165,7 +167,7 @@ func TestCaptureLimits(t *testing.T) {
 		t.Fatal("a was not submitted")
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(c.queue) > 0 && time.Now().Before(deadline) {
+	for len(c.queue.ch) > 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if captureMessage(c, "q1").Submit(from, "Q1") == nil {

@@ -3,7 +3,6 @@ package dmarcreport
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,15 +15,11 @@ type Recorder struct {
 	store Store
 	log   *slog.Logger
 	every time.Duration
-	queue chan Evaluation // bounded: Record drops when it is full
+	queue *queue[Evaluation] // bounded: Record drops when it is full
 
 	recorded, dropped atomic.Int64
-	lastDropLog       atomic.Int64 // unix seconds of the last "dropped" line
-
-	mu      sync.RWMutex // Record holds it for reading, Close for writing
-	stopped bool
-	done    chan struct{} // closed by Close
-	closed  chan struct{} // closed when run has written the last rows
+	lastDropLog       atomic.Int64  // unix seconds of the last "dropped" line
+	closed            chan struct{} // closed when run has written the last rows
 }
 
 // RecorderOptions size the buffer and the flush interval.
@@ -41,8 +36,8 @@ func NewRecorder(store Store, log *slog.Logger, o RecorderOptions) *Recorder {
 	if o.Every <= 0 {
 		o.Every = 5 * time.Second
 	}
-	r := &Recorder{store: store, log: log, every: o.Every, queue: make(chan Evaluation, o.Buffer),
-		done: make(chan struct{}), closed: make(chan struct{})}
+	r := &Recorder{store: store, log: log, every: o.Every, queue: newQueue[Evaluation](o.Buffer),
+		closed: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -51,16 +46,9 @@ func NewRecorder(store Store, log *slog.Logger, o RecorderOptions) *Recorder {
 // (or after Close) ev is dropped, counted, and logged at most once a
 // minute.
 func (r *Recorder) Record(ev Evaluation) {
-	r.mu.RLock()
-	if !r.stopped {
-		select {
-		case r.queue <- ev:
-			r.mu.RUnlock()
-			return
-		default:
-		}
+	if r.queue.put(ev) {
+		return
 	}
-	r.mu.RUnlock()
 	n := r.dropped.Add(1)
 	now := time.Now().Unix()
 	if last := r.lastDropLog.Load(); now-last >= 60 && r.lastDropLog.CompareAndSwap(last, now) {
@@ -73,12 +61,7 @@ func (r *Recorder) Stats() (recorded, dropped int64) { return r.recorded.Load(),
 
 // Close writes what is queued and stops; the store stays open.
 func (r *Recorder) Close() {
-	r.mu.Lock()
-	if !r.stopped {
-		r.stopped = true
-		close(r.done)
-	}
-	r.mu.Unlock()
+	r.queue.stop()
 	<-r.closed
 }
 
@@ -90,7 +73,7 @@ func (r *Recorder) run() {
 		select {
 		case <-t.C:
 			r.flush()
-		case <-r.done:
+		case <-r.queue.done:
 			r.flush()
 			return
 		}
@@ -100,13 +83,13 @@ func (r *Recorder) run() {
 // flush writes what the queue holds now (only run reads the queue, so
 // the len(queue) evaluations are there).
 func (r *Recorder) flush() {
-	n := len(r.queue)
+	n := len(r.queue.ch)
 	if n == 0 {
 		return
 	}
 	batch := make([]Evaluation, n)
 	for i := range batch {
-		batch[i] = <-r.queue
+		batch[i] = <-r.queue.ch
 	}
 	r.write(batch)
 }

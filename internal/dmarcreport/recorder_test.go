@@ -1,14 +1,14 @@
 package dmarcreport
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"vouch/internal/testutil"
 )
 
 // slowStore is a MemoryStore whose Add waits for release, or fails.
@@ -26,24 +26,6 @@ func (s *slowStore) Add(ctx context.Context, evs []Evaluation) error {
 		return s.fail
 	}
 	return s.MemoryStore.Add(ctx, evs)
-}
-
-// syncBuffer is a log destination safe for the recorder's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func testEvaluation(ip string) Evaluation {
@@ -70,12 +52,12 @@ func rowCount(t *testing.T, st Store) int64 {
 // buffered reaches the store when it answers again, and at Close.
 func TestRecorderNeverBlocks(t *testing.T) {
 	st := &slowStore{MemoryStore: NewMemoryStore(), release: make(chan struct{})}
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	r := NewRecorder(st, slog.New(slog.NewTextHandler(&logs, nil)), RecorderOptions{Buffer: 4, Every: 10 * time.Millisecond})
 	// The first flush takes 1 row and blocks in Add; 4 more fill the buffer.
 	r.Record(testEvaluation("192.0.2.1"))
 	deadline := time.Now().Add(5 * time.Second)
-	for len(r.queue) > 0 && time.Now().Before(deadline) {
+	for len(r.queue.ch) > 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
@@ -109,7 +91,7 @@ func TestRecorderNeverBlocks(t *testing.T) {
 // and logged.
 func TestRecorderStoreError(t *testing.T) {
 	st := &slowStore{MemoryStore: NewMemoryStore(), fail: errors.New("redis down")}
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	r := NewRecorder(st, slog.New(slog.NewTextHandler(&logs, nil)), RecorderOptions{Every: time.Hour})
 	for range 3 {
 		r.Record(testEvaluation("192.0.2.1"))
