@@ -545,7 +545,7 @@ const discardWait = 20 * time.Second
 func (s *session) readReports(qid string) bool {
 	c := s.capture
 	s.capture = nil
-	from := dmarcreport.Sender{MailFrom: s.sender, Authenticated: s.dmarcPass || s.trustedBy() != ""}
+	from := dmarcreport.Origin{MailFrom: s.sender, Authenticated: s.dmarcPass || s.trustedBy() != ""}
 	if authors, _ := mailtext.Authors(s.headers); len(authors) > 0 && authors[0].Err == nil {
 		from.HeaderFrom = authors[0].Local + "@" + authors[0].Domain
 	}

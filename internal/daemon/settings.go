@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"vouch/internal/config"
@@ -164,5 +165,16 @@ func ReportCaptureOptions(cfg *config.Config) dmarcreport.CaptureOptions {
 	return dmarcreport.CaptureOptions{
 		Mailboxes: r.RUAMailboxes, Discard: r.DiscardReceived,
 		Limits: dmarcreport.Limits{MaxMessage: r.MaxMessageSize, MaxXML: r.MaxXMLSize},
+	}
+}
+
+// ReportSenderOptions is the sending part of [dmarc_reports]; the EHLO
+// name is the host name.
+func ReportSenderOptions(cfg *config.Config) dmarcreport.SenderOptions {
+	d := cfg.DMARCReports
+	host, _ := os.Hostname()
+	return dmarcreport.SenderOptions{
+		Reporter: dmarcreport.Reporter{OrgName: d.OrgName, Email: d.From, ExtraContactInfo: d.ExtraContactInfo},
+		SMTP:     d.SMTP, HELO: host, SendAt: d.SendAt, MaxReportSize: d.MaxReportSize, RetryFor: d.RetryFor,
 	}
 }

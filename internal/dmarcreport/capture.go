@@ -50,12 +50,12 @@ type CaptureOptions struct {
 type job struct {
 	raw    []byte
 	held   int64 // budget bytes to give back
-	from   Sender
+	from   Origin
 	result chan int // reports read (buffered)
 }
 
-// Sender is what the milter knows about a report message's origin.
-type Sender struct {
+// Origin is what the milter knows about a report message's origin.
+type Origin struct {
 	MailFrom   string
 	HeaderFrom string
 	// Authenticated: the message's DMARC passed, or it came from a
@@ -168,7 +168,7 @@ func (m *Captured) Release() {
 // channel gets the number of reports read from it once the worker is done
 // (0: none, the message was malformed); nil means the message is not read
 // (over a limit, or the worker's queue is full), which Submit logs.
-func (m *Captured) Submit(from Sender, qid string) <-chan int {
+func (m *Captured) Submit(from Origin, qid string) <-chan int {
 	c := m.c
 	if m.skipped != "" {
 		c.log.Warn("dmarc reports: report message delivered unread", "qid", qid, "mail_from", mailtext.Printable(from.MailFrom), "reason", m.skipped)

@@ -90,7 +90,7 @@ func TestCaptureReads(t *testing.T) {
 	}
 	c := newCapture(st, slog.New(slog.NewTextHandler(&logs, nil)), CaptureOptions{Limits: Limits{MaxMessage: 1 << 20}}, parse)
 	defer c.Close()
-	from := Sender{MailFrom: "bounce@google.com", HeaderFrom: "noreply-dmarc-support@google.com", Authenticated: true}
+	from := Origin{MailFrom: "bounce@google.com", HeaderFrom: "noreply-dmarc-support@google.com", Authenticated: true}
 
 	if n := wait(t, captureMessage(c, "body line\r\n", "second\n").Submit(from, "Q1")); n != 2 {
 		t.Errorf("read %d reports, want 2", n)
@@ -146,7 +146,7 @@ func TestCaptureLimits(t *testing.T) {
 	c := newCapture(NewMemoryStore(), slog.New(slog.NewTextHandler(&logs, nil)),
 		CaptureOptions{Limits: Limits{MaxMessage: 1000}, Budget: 1500, Queue: 1}, parse)
 	defer func() { close(release); c.Close() }()
-	from := Sender{MailFrom: "a@b.example"}
+	from := Origin{MailFrom: "a@b.example"}
 
 	big := captureMessage(c, strings.Repeat("x", 1001))
 	if big.Submit(from, "BIG") != nil {

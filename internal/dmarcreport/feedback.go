@@ -77,7 +77,7 @@ type PolicyOverride struct {
 // Identifiers are the domains of the message.
 type Identifiers struct {
 	EnvelopeTo   string `xml:"envelope_to,omitempty"`
-	EnvelopeFrom string `xml:"envelope_from,omitempty"`
+	EnvelopeFrom string `xml:"envelope_from"` // required by RFC 7489's schema: empty for a null sender
 	HeaderFrom   string `xml:"header_from"`
 }
 

@@ -99,17 +99,21 @@ func ParseMessage(r io.Reader, lim Limits) ([]Feedback, error) {
 	in := &capReader{r: r, n: lim.MaxMessage, err: fmt.Errorf("message larger than %d bytes", lim.MaxMessage)}
 	p := &parser{lim: lim, xmlLeft: lim.MaxUnpacked}
 	msg, err := mail.ReadMessage(bufio.NewReader(in))
-	if err == nil {
+	if err != nil {
+		err = fmt.Errorf("message header: %s", mailtext.Printable(err.Error()))
+	} else {
 		p.walk(textproto.MIMEHeader(msg.Header), msg.Body, 0)
 		// The size limit holds for the whole message, also after the
 		// last report (and the parts not read past maxMIMEParts).
-		_, err = io.Copy(io.Discard, msg.Body)
+		if _, rerr := io.Copy(io.Discard, msg.Body); rerr != nil {
+			err = fmt.Errorf("reading the message: %s", mailtext.Printable(rerr.Error()))
+		}
 	}
 	switch {
 	case in.over:
 		return nil, errors.New(in.err.Error())
 	case err != nil:
-		return nil, fmt.Errorf("message header: %s", mailtext.Printable(err.Error()))
+		return nil, err
 	case len(p.problems) > 0:
 		return p.found, p.problems
 	case len(p.found) == 0:

@@ -2,19 +2,16 @@ package hijack
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"net/smtp"
 	"strings"
 	"time"
 
 	"vouch/internal/mailtext"
+	"vouch/internal/submit"
 )
-
-// notifyTimeout bounds one notification: connect, dialogue and data.
-const notifyTimeout = 30 * time.Second
 
 // sendNotification mails the postmaster about a freeze.
 func (g *Guard) sendNotification(f Freeze, sample []string) {
@@ -34,7 +31,7 @@ func (g *Guard) mailPostmaster(what, login string, msg []byte) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		if err := sendMail(g.cfg.NotifySMTP, g.heloName(), g.cfg.NotifyFrom, g.cfg.Postmaster, msg); err != nil {
+		if _, err := submit.Send(context.Background(), g.cfg.NotifySMTP, g.heloName(), g.cfg.NotifyFrom, []string{g.cfg.Postmaster}, msg); err != nil {
 			g.notifyErrors.Add(1)
 			g.log.Error(what+" not sent", "login", login, "to", g.cfg.Postmaster, "smtp", g.cfg.NotifySMTP, "err", err)
 			return
@@ -136,43 +133,4 @@ func messageID() string {
 	r := make([]byte, 8)
 	rand.Read(r)
 	return fmt.Sprintf("vouch-hijack.%d.%s", time.Now().UnixNano(), hex.EncodeToString(r))
-}
-
-// sendMail delivers msg over plain SMTP without AUTH to the local MTA.
-// net/smtp's SendMail is not used: it starts TLS whenever the server offers
-// it and would then fail on the local MTA's self-signed certificate (and
-// TLS adds nothing on loopback).
-func sendMail(addr, helo, from, to string, msg []byte) error {
-	conn, err := net.DialTimeout("tcp", addr, notifyTimeout)
-	if err != nil {
-		return err
-	}
-	conn.SetDeadline(time.Now().Add(notifyTimeout))
-	host, _, _ := net.SplitHostPort(addr)
-	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		conn.Close()
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello(helo); err != nil {
-		return err
-	}
-	if err := c.Mail(from); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(msg); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
 }
