@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vouch/internal/mtaclient"
+	"vouch/internal/testutil"
 
 	gomilter "github.com/d--j/go-milter"
 )
@@ -54,38 +55,6 @@ func requireHijackWiring(t testing.TB, dir string) {
 		t.Fatalf("vouch serve -check rejects the [hijack] section: %v\n%s", err, out)
 	}
 }
-
-// redisServer is a private redis-server on a free loopback port, never the
-// system one.
-type redisServer struct {
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("VOUCH_SKIP_E2E") != "" {
-			t.Skip("redis-server not installed and VOUCH_SKIP_E2E set")
-		}
-		t.Fatal("redis-server is not installed: run .ci/run (or apt-get install redis-server) or set VOUCH_SKIP_E2E=1")
-	}
-	r := &redisServer{port: freePort(t)}
-	r.cmd = exec.Command(bin, "--save", "", "--appendonly", "no", "--port", fmt.Sprint(r.port),
-		"--bind", "127.0.0.1", "--dir", t.TempDir(), "--daemonize", "no")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		r.cmd.Process.Kill()
-		r.cmd.Wait()
-	})
-	waitPort(t, fmt.Sprintf("127.0.0.1:%d", r.port))
-	return r
-}
-
-func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
 
 // mailSink is a fake SMTP server for the freeze notifications.
 type mailSink struct {
@@ -212,14 +181,14 @@ func accountsCmd(t testing.TB, sock string, args ...string) string {
 func TestHijackSharedLimit(t *testing.T) {
 	dir := t.TempDir()
 	requireHijackWiring(t, dir)
-	redis := startRedis(t)
+	redis := testutil.StartRedis(t)
 	sink := newMailSink(t)
 	const limit = 5
 	base := "authserv_id = \"mx.local.test\"\n[screen]\nenabled = false\n"
 
 	t.Run("tempfail", func(t *testing.T) {
-		a := startVouch(t, dir, base+hijackSection(dir, "ta", "tempfail", "redis", redis.url(), sink.ln.Addr().String(), limit))
-		b := startVouch(t, dir, base+hijackSection(dir, "tb", "tempfail", "redis", redis.url(), sink.ln.Addr().String(), limit))
+		a := startVouch(t, dir, base+hijackSection(dir, "ta", "tempfail", "redis", redis.URL(), sink.ln.Addr().String(), limit))
+		b := startVouch(t, dir, base+hijackSection(dir, "tb", "tempfail", "redis", redis.URL(), sink.ln.Addr().String(), limit))
 		for i := 0; i < limit; i++ {
 			v := []*vouch{a, b}[i%2]
 			if r := sendAuth(t, v, "Alice@example.test", fmt.Sprintf("shared-%d", i), 2); !r.Accepted() {
@@ -251,8 +220,8 @@ func TestHijackSharedLimit(t *testing.T) {
 	})
 
 	t.Run("freeze", func(t *testing.T) {
-		a := startVouch(t, dir, base+hijackSection(dir, "fa", "freeze", "redis", redis.url(), sink.ln.Addr().String(), limit))
-		b := startVouch(t, dir, base+hijackSection(dir, "fb", "freeze", "redis", redis.url(), sink.ln.Addr().String(), limit))
+		a := startVouch(t, dir, base+hijackSection(dir, "fa", "freeze", "redis", redis.URL(), sink.ln.Addr().String(), limit))
+		b := startVouch(t, dir, base+hijackSection(dir, "fb", "freeze", "redis", redis.URL(), sink.ln.Addr().String(), limit))
 		for i := 0; i < limit; i++ {
 			if r := sendAuth(t, []*vouch{a, b}[i%2], "mallory@example.test", fmt.Sprintf("freeze-%d", i), 1); !r.Accepted() {
 				t.Fatalf("message %d: %s", i+1, refusal(r))
@@ -393,13 +362,13 @@ func deliverAuth(t testing.TB, addr, login, password, from, to, msg string) sess
 func TestHijackReleaseReply(t *testing.T) {
 	dir := t.TempDir()
 	requireHijackWiring(t, dir)
-	redis := startRedis(t)
+	redis := testutil.StartRedis(t)
 	sink := newMailSink(t)
 	release := fmt.Sprintf("release_address = \"vouch-release@local.test\"\nrelease_token_ttl = \"1h\"\nrelease_key_file = %q\n",
 		filepath.Join(dir, "release.key"))
 	base := "authserv_id = \"mx.local.test\"\n[screen]\nenabled = false\n"
-	a := startVouch(t, dir, base+hijackSection(dir, "ra", "freeze", "redis", redis.url(), sink.ln.Addr().String(), 2)+release)
-	b := startVouch(t, dir, base+hijackSection(dir, "rb", "freeze", "redis", redis.url(), sink.ln.Addr().String(), 2)+release)
+	a := startVouch(t, dir, base+hijackSection(dir, "ra", "freeze", "redis", redis.URL(), sink.ln.Addr().String(), 2)+release)
+	b := startVouch(t, dir, base+hijackSection(dir, "rb", "freeze", "redis", redis.URL(), sink.ln.Addr().String(), 2)+release)
 	for i := 0; i < 3; i++ {
 		sendAuth(t, a, "mallory@example.test", fmt.Sprintf("rr-%d", i), 1)
 	}
@@ -440,7 +409,7 @@ func TestHijackReleaseReply(t *testing.T) {
 	if !strings.Contains(b.logs.String(), "by=\"reply to the freeze notification from postmaster@example.test (smtp auth postmaster@example.test)\"") {
 		t.Fatalf("release not logged with who and how:\n%s", b.logs.String())
 	}
-	if out := accountsCmd(t, filepath.Join(dir, "ra.sock"), "list"); !strings.Contains(out, fmt.Sprintf("backend redis (redis 127.0.0.1:%d)", redis.port)) {
+	if out := accountsCmd(t, filepath.Join(dir, "ra.sock"), "list"); !strings.Contains(out, fmt.Sprintf("backend redis (redis 127.0.0.1:%d)", redis.Port)) {
 		t.Fatalf("vouch accounts list does not name the redis node:\n%s", out)
 	}
 }
@@ -456,11 +425,11 @@ func TestHijackReleaseReplyPostfix(t *testing.T) {
 	requireHijackWiring(t, dir)
 	requirePostfix(t)
 	requireSASL(t)
-	redis := startRedis(t)
+	redis := testutil.StartRedis(t)
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	section := func(name string) string {
-		s := hijackSection(dir, name, "freeze", "redis", redis.url(), addr, 2)
+		s := hijackSection(dir, name, "freeze", "redis", redis.URL(), addr, 2)
 		s = strings.Replace(s, `postmaster = "postmaster@example.test"`, `postmaster = "postmaster@local.test"`, 1)
 		return s + fmt.Sprintf("release_address = \"vouch-release@local.test\"\nrelease_key_file = %q\n", filepath.Join(dir, "release.key"))
 	}

@@ -19,7 +19,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// boltStore keeps everything in one bbolt file, for one MTA.
+// boltStore keeps everything in one bbolt file, for one MTA. Why bbolt
+// (go.etcd.io/bbolt, etcd's fork of BoltDB): pure Go (no cgo, unlike
+// SQLite's usual driver), one file the admin can back up or delete,
+// ACID transactions with fsync, no background compaction or goroutines
+// (Badger, Pebble), and kept up by the etcd maintainers.
 //
 // bbolt holds an exclusive lock on the file for as long as a read-write
 // handle is open, so the store opens the file for each operation (one
@@ -36,12 +40,12 @@ import (
 // Buckets (pk = "DAY\x00DOMAIN", so a cursor walks the periods oldest
 // first):
 //
-//	periods         pk → JSON boltMeta (policy and rua= of the period)
+//	periods         pk → JSON periodMeta (policy and rua= of the period)
 //	rows            pk → bucket: sha256(RecordKey) → count (8 bytes) + RecordKey
 //	claims          pk → JSON boltClaim (Prune drops the expired ones)
 //	received        ID → JSON Received
 //	received_by_end end (8 bytes) + ID → nothing, for ListReceived and Prune
-//	malformed       sequence (8 bytes) → JSON Malformed, at most limits.max
+//	malformed       ReceivedAt (8 bytes, ns) + sequence (8) → JSON Malformed, the newest limits.max
 //
 // The rows are keyed by a hash of RecordKey since a bbolt key has at most
 // 32 KiB and a record (DKIM results and all) is the sender's to make long.
@@ -62,11 +66,6 @@ var (
 	bucketReceivedByEnd = []byte("received_by_end")
 	bucketMalformed     = []byte("malformed")
 )
-
-type boltMeta struct {
-	Policy PolicyPublished
-	RUA    []string
-}
 
 type boltClaim struct {
 	Holder string
@@ -97,10 +96,18 @@ const (
 )
 
 // do runs fn in one transaction on the file opened for a. For read and
-// change, a missing (or not yet initialised, empty) file skips fn.
-func (s *boltStore) do(a access, fn func(tx *bolt.Tx) error) error {
+// change, a missing (or not yet initialised, empty) file skips fn. It
+// waits for the file lock until lockTimeout or ctx's deadline.
+func (s *boltStore) do(ctx context.Context, a access, fn func(tx *bolt.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return s.wrap(err)
+	}
+	timeout := s.timeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(min(timeout, time.Until(d)), time.Millisecond) // 0 would wait for ever
+	}
 	if a != create {
 		// An empty file is one whose creator has not initialised it yet:
 		// a read-only open would fail on it.
@@ -112,9 +119,9 @@ func (s *boltStore) do(a access, fn func(tx *bolt.Tx) error) error {
 			return s.wrap(err)
 		}
 	}
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.timeout, ReadOnly: a == read})
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: a == read})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return fmt.Errorf("dmarc report store %s: still locked by another process after %v", s.path, s.timeout)
+		return fmt.Errorf("dmarc report store %s: still locked by another process after %v", s.path, timeout)
 	}
 	if err != nil {
 		return s.wrap(err)
@@ -150,17 +157,17 @@ func rowKey(recordKey string) []byte {
 	return h[:]
 }
 
-// endKey orders date-range ends (seconds, possibly negative in a hostile
-// report) as unsigned big-endian numbers.
-func endKey(end int64) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(end)^(1<<63))
+// sortable encodes n so that byte order is number order (a date-range end
+// in a hostile report may be negative).
+func sortable(n int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(n)^(1<<63))
 }
 
-func (s *boltStore) Add(_ context.Context, evs []Evaluation) error {
+func (s *boltStore) Add(ctx context.Context, evs []Evaluation) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	return s.do(create, func(tx *bolt.Tx) error {
+	return s.do(ctx, create, func(tx *bolt.Tx) error {
 		periods, err := tx.CreateBucketIfNotExists(bucketPeriods)
 		if err != nil {
 			return err
@@ -169,36 +176,37 @@ func (s *boltStore) Add(_ context.Context, evs []Evaluation) error {
 		if err != nil {
 			return err
 		}
-		for _, ev := range evs {
-			pk := periodKey(PeriodOf(ev))
-			meta, err := json.Marshal(boltMeta{Policy: ev.Policy, RUA: ev.RUA})
+		for _, b := range batchByPeriod(evs) {
+			pk := periodKey(b.Period)
+			meta, err := json.Marshal(b.meta)
 			if err != nil {
 				return err
 			}
 			if err := periods.Put(pk, meta); err != nil {
 				return err
 			}
-			b, err := rows.CreateBucketIfNotExists(pk)
+			pr, err := rows.CreateBucketIfNotExists(pk)
 			if err != nil {
 				return err
 			}
-			rk := RecordKey(ev.Record)
-			k := rowKey(rk)
-			n := ev.Record.Row.Count
-			if v := b.Get(k); len(v) >= 8 {
-				n += int64(binary.BigEndian.Uint64(v))
-			}
-			if err := b.Put(k, append(binary.BigEndian.AppendUint64(nil, uint64(n)), rk...)); err != nil {
-				return err
+			for _, rk := range b.keys {
+				k := rowKey(rk)
+				n := b.counts[rk]
+				if v := pr.Get(k); len(v) >= 8 {
+					n += int64(binary.BigEndian.Uint64(v))
+				}
+				if err := pr.Put(k, append(binary.BigEndian.AppendUint64(nil, uint64(n)), rk...)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 }
 
-func (s *boltStore) Unreported(_ context.Context, before time.Time) ([]Aggregate, error) {
+func (s *boltStore) Unreported(ctx context.Context, before time.Time) ([]Aggregate, error) {
 	var out []Aggregate
-	err := s.do(read, func(tx *bolt.Tx) error {
+	err := s.do(ctx, read, func(tx *bolt.Tx) error {
 		periods, rows := tx.Bucket(bucketPeriods), tx.Bucket(bucketRows)
 		if periods == nil || rows == nil {
 			return nil
@@ -209,7 +217,7 @@ func (s *boltStore) Unreported(_ context.Context, before time.Time) ([]Aggregate
 			if dayEnd(p.Day).After(before) {
 				break // the keys that follow are later days
 			}
-			var meta boltMeta
+			var meta periodMeta
 			if err := json.Unmarshal(v, &meta); err != nil {
 				return fmt.Errorf("period %s %s: %w", p.Domain, p.Day, err)
 			}
@@ -266,9 +274,9 @@ func sortRecords(recs []Record) {
 	}
 }
 
-func (s *boltStore) Claim(_ context.Context, p Period, holder string, ttl time.Duration) (bool, error) {
+func (s *boltStore) Claim(ctx context.Context, p Period, holder string, ttl time.Duration) (bool, error) {
 	ok := true // a missing file has nothing to claim
-	err := s.do(change, func(tx *bolt.Tx) error {
+	err := s.do(ctx, change, func(tx *bolt.Tx) error {
 		claims, err := tx.CreateBucketIfNotExists(bucketClaims)
 		if err != nil {
 			return err
@@ -289,14 +297,14 @@ func (s *boltStore) Claim(_ context.Context, p Period, holder string, ttl time.D
 	return ok && err == nil, err
 }
 
-func (s *boltStore) Done(_ context.Context, a Aggregate) error {
-	return s.do(change, func(tx *bolt.Tx) error {
+func (s *boltStore) Done(ctx context.Context, a Aggregate) error {
+	return s.do(ctx, change, func(tx *bolt.Tx) error {
 		pk := periodKey(a.Period)
 		rows := tx.Bucket(bucketRows)
-		b := (*bolt.Bucket)(nil)
-		if rows != nil {
-			b = rows.Bucket(pk)
+		if rows == nil {
+			return nil
 		}
+		b := rows.Bucket(pk)
 		if b == nil {
 			return nil
 		}
@@ -331,13 +339,13 @@ func (s *boltStore) Done(_ context.Context, a Aggregate) error {
 	})
 }
 
-func (s *boltStore) AddReceived(_ context.Context, r Received) (bool, error) {
+func (s *boltStore) AddReceived(ctx context.Context, r Received) (bool, error) {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return false, err
 	}
 	dup := false
-	err = s.do(create, func(tx *bolt.Tx) error {
+	err = s.do(ctx, create, func(tx *bolt.Tx) error {
 		received, err := tx.CreateBucketIfNotExists(bucketReceived)
 		if err != nil {
 			return err
@@ -353,20 +361,20 @@ func (s *boltStore) AddReceived(_ context.Context, r Received) (bool, error) {
 		if err := received.Put([]byte(r.ID), v); err != nil {
 			return err
 		}
-		return byEnd.Put(append(endKey(r.Feedback.Metadata.DateRange.End), r.ID...), nil)
+		return byEnd.Put(append(sortable(r.Feedback.Metadata.DateRange.End), r.ID...), nil)
 	})
 	return dup, err
 }
 
-func (s *boltStore) ListReceived(_ context.Context, domain string, since time.Time) ([]Received, error) {
+func (s *boltStore) ListReceived(ctx context.Context, domain string, since time.Time) ([]Received, error) {
 	var out []Received
-	err := s.do(read, func(tx *bolt.Tx) error {
+	err := s.do(ctx, read, func(tx *bolt.Tx) error {
 		received, byEnd := tx.Bucket(bucketReceived), tx.Bucket(bucketReceivedByEnd)
 		if received == nil || byEnd == nil {
 			return nil
 		}
 		c := byEnd.Cursor()
-		for k, _ := c.Seek(endKey(since.Unix() + 1)); k != nil; k, _ = c.Next() {
+		for k, _ := c.Seek(sortable(since.Unix() + 1)); k != nil; k, _ = c.Next() {
 			v := received.Get(k[8:])
 			if v == nil {
 				continue
@@ -392,12 +400,12 @@ func sortReceived(rs []Received) {
 	})
 }
 
-func (s *boltStore) AddMalformed(_ context.Context, m Malformed) error {
+func (s *boltStore) AddMalformed(ctx context.Context, m Malformed) error {
 	v, err := json.Marshal(s.limits.cut(m))
 	if err != nil {
 		return err
 	}
-	return s.do(create, func(tx *bolt.Tx) error {
+	return s.do(ctx, create, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketMalformed)
 		if err != nil {
 			return err
@@ -406,7 +414,7 @@ func (s *boltStore) AddMalformed(_ context.Context, m Malformed) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+		if err := b.Put(binary.BigEndian.AppendUint64(sortable(m.ReceivedAt.UnixNano()), seq), v); err != nil {
 			return err
 		}
 		var keys [][]byte
@@ -427,38 +435,34 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 	return nil
 }
 
-func (s *boltStore) ListMalformed(_ context.Context, since time.Time) ([]Malformed, error) {
+func (s *boltStore) ListMalformed(ctx context.Context, since time.Time) ([]Malformed, error) {
 	var out []Malformed
-	err := s.do(read, func(tx *bolt.Tx) error {
+	err := s.do(ctx, read, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMalformed)
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error {
+		c := b.Cursor()
+		for k, v := c.Seek(sortable(since.UnixNano() + 1)); k != nil; k, v = c.Next() {
 			var m Malformed
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("malformed message %x: %w", k, err)
 			}
-			if m.ReceivedAt.After(since) {
-				out = append(out, m)
-			}
-			return nil
-		})
+			out = append(out, m)
+		}
+		return nil
 	})
 	return out, err
 }
 
-func (s *boltStore) Prune(_ context.Context, before time.Time) error {
-	return s.do(change, func(tx *bolt.Tx) error {
+func (s *boltStore) Prune(ctx context.Context, before time.Time) error {
+	return s.do(ctx, change, func(tx *bolt.Tx) error {
 		if err := pruneClaims(tx, time.Now()); err != nil {
 			return err
 		}
 		if received, byEnd := tx.Bucket(bucketReceived), tx.Bucket(bucketReceivedByEnd); received != nil && byEnd != nil {
-			var old [][]byte
-			limit := endKey(before.Unix())
-			c := byEnd.Cursor()
-			for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
-				old = append(old, slices.Clone(k))
+			old := keysBelow(byEnd, sortable(before.Unix()))
+			for _, k := range old {
 				if err := received.Delete(k[8:]); err != nil {
 					return err
 				}
@@ -467,23 +471,22 @@ func (s *boltStore) Prune(_ context.Context, before time.Time) error {
 				return err
 			}
 		}
-		b := tx.Bucket(bucketMalformed)
-		if b == nil {
-			return nil
+		if b := tx.Bucket(bucketMalformed); b != nil {
+			return deleteKeys(b, keysBelow(b, sortable(before.UnixNano())))
 		}
-		var old [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			var m Malformed
-			if json.Unmarshal(v, &m) != nil || m.ReceivedAt.Before(before) {
-				old = append(old, slices.Clone(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return deleteKeys(b, old)
+		return nil
 	})
+}
+
+// keysBelow returns (copies of) b's keys whose first 8 bytes are below
+// limit.
+func keysBelow(b *bolt.Bucket, limit []byte) [][]byte {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+		keys = append(keys, slices.Clone(k))
+	}
+	return keys
 }
 
 // pruneClaims drops the claims expired at now.

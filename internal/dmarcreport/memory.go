@@ -1,6 +1,7 @@
 package dmarcreport
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -18,12 +19,25 @@ func PeriodOf(ev Evaluation) Period {
 	return Period{Domain: ev.Policy.Domain, Day: ev.Time.UTC().Format(DayFormat)}
 }
 
-// RecordKey is what makes two records one: every field but Count.
+// RecordKey is what makes two records one: every field but Count. It is
+// the same for a record and for the record decoded from it (the bolt and
+// Redis stores keep the key and hand back the decoded record for Done).
 func RecordKey(r Record) string {
 	r.Row.Count = 0
 	b, err := json.Marshal(r)
 	if err != nil { // a struct of strings and ints always marshals
 		panic(err)
+	}
+	// json writes invalid UTF-8 as \ufffd, and the decoded U+FFFD as
+	// itself: key invalid UTF-8 as its decoded form.
+	if bytes.Contains(b, []byte(`\ufffd`)) {
+		var valid Record
+		if err := json.Unmarshal(b, &valid); err != nil {
+			panic(err)
+		}
+		if b, err = json.Marshal(valid); err != nil {
+			panic(err)
+		}
 	}
 	return string(b)
 }
@@ -71,6 +85,9 @@ func (m *MemoryStore) Add(_ context.Context, evs []Evaluation) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, ev := range evs {
+		if !storable(ev) {
+			continue
+		}
 		p := PeriodOf(ev)
 		mp := m.periods[p]
 		if mp == nil {

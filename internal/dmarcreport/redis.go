@@ -21,7 +21,7 @@ import (
 //
 //	vouch:dmarc:{out}:periods    sorted set: M, score = end of DAY (Unix s)
 //	vouch:dmarc:{out}:rows:M     hash: RecordKey → count
-//	vouch:dmarc:{out}:meta:M     JSON redisMeta (policy and rua= of the period)
+//	vouch:dmarc:{out}:meta:M     JSON periodMeta (policy and rua= of the period)
 //	vouch:dmarc:{out}:claim:M    the holder, SET NX PX ttl
 //	vouch:dmarc:received         sorted set: report ID, score = date-range end
 //	vouch:dmarc:received:H       JSON Received, H = hex sha256 of the ID
@@ -52,11 +52,6 @@ const (
 	redisClaimPrefix   = redisOut + "claim:"
 	redisPeriodDaySize = len(DayFormat)
 )
-
-type redisMeta struct {
-	Policy PolicyPublished
-	RUA    []string
-}
 
 func periodMember(p Period) string { return p.Day + ":" + p.Domain }
 
@@ -107,43 +102,22 @@ return 1
 `)
 
 func (s *redisStore) Add(ctx context.Context, evs []Evaluation) error {
-	type period struct {
-		meta   string
-		counts map[string]int64
-		order  []string
-	}
-	var order []Period
-	periods := map[Period]*period{}
-	for _, ev := range evs {
-		p := PeriodOf(ev)
-		pp := periods[p]
-		if pp == nil {
-			pp = &period{counts: map[string]int64{}}
-			periods[p] = pp
-			order = append(order, p)
-		}
-		meta, err := json.Marshal(redisMeta{Policy: ev.Policy, RUA: ev.RUA})
-		if err != nil {
-			return err
-		}
-		pp.meta = string(meta) // the last seen, as in the other stores
-		k := RecordKey(ev.Record)
-		if _, ok := pp.counts[k]; !ok {
-			pp.order = append(pp.order, k)
-		}
-		pp.counts[k] += ev.Record.Row.Count
-	}
-	if len(order) == 0 {
+	batch := batchByPeriod(evs)
+	if len(batch) == 0 {
 		return nil
 	}
 	keys := []string{redisPeriods}
 	var args []any
-	for _, p := range order {
-		pp, m := periods[p], periodMember(p)
+	for _, b := range batch {
+		meta, err := json.Marshal(b.meta)
+		if err != nil {
+			return err
+		}
+		m := periodMember(b.Period)
 		keys = append(keys, redisRowsPrefix+m, redisMetaPrefix+m)
-		args = append(args, m, dayEnd(p.Day).Unix(), pp.meta, len(pp.order))
-		for _, k := range pp.order {
-			args = append(args, k, pp.counts[k])
+		args = append(args, m, dayEnd(b.Day).Unix(), meta, len(b.keys))
+		for _, k := range b.keys {
+			args = append(args, k, b.counts[k])
 		}
 	}
 	return s.wrap(addScript.Run(ctx, s.c, keys, args...).Err())
@@ -177,7 +151,7 @@ func (s *redisStore) Unreported(ctx context.Context, before time.Time) ([]Aggreg
 	for i, m := range members {
 		a := Aggregate{Period: periodOfMember(m)}
 		if js, err := metas[i].Result(); err == nil {
-			var meta redisMeta
+			var meta periodMeta
 			if err := json.Unmarshal([]byte(js), &meta); err != nil {
 				return nil, s.wrap(fmt.Errorf("period %s: %w", m, err))
 			}

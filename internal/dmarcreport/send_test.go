@@ -196,13 +196,14 @@ func TestSendDueRetries(t *testing.T) {
 		t.Fatalf("first pass %+v", sum.Results)
 	}
 	f.smtp.SetReplies(nil)
-	if ok, _ := f.store.Claim(context.Background(), Period{Domain: "example.com", Day: "2026-12-04"}, "other", time.Hour); !ok {
+	const otherTTL = 100 * time.Millisecond
+	if ok, _ := f.store.Claim(context.Background(), Period{Domain: "example.com", Day: "2026-12-04"}, "other", otherTTL); !ok {
 		t.Fatal("claim not expired")
 	}
 	if sum, _ := f.s.SendDue(context.Background(), sendNow); sum.Count(Busy) != 1 || len(f.smtp.Messages()) != 0 {
 		t.Fatalf("pass during another's claim %+v", sum.Results)
 	}
-	f.store.Done(context.Background(), Aggregate{Period: Period{Domain: "example.com", Day: "2026-12-04"}}) // releases the claim only
+	time.Sleep(otherTTL) // the other's claim expires
 	if sum, _ := f.s.SendDue(context.Background(), sendNow); sum.Count(Sent) != 1 || len(f.smtp.Messages()) != 1 {
 		t.Fatalf("retry pass %+v", sum.Results)
 	}

@@ -61,7 +61,9 @@ type Malformed struct {
 // (`vouch reports` runs beside the daemon).
 type Store interface {
 	// Add records evaluations: each adds Count to the record of its
-	// Period equal in every other field, or appends it.
+	// Period equal in every other field, or appends it. An evaluation
+	// whose policy domain is longer than a DNS name is skipped (see
+	// storable), so that it cannot fail the batch.
 	Add(ctx context.Context, evs []Evaluation) error
 	// Unreported lists the periods whose day ended at or before `before`
 	// that hold records, oldest first.
@@ -126,4 +128,55 @@ func (l malformedLimits) cut(m Malformed) Malformed {
 		m.Raw = m.Raw[:l.raw:l.raw]
 	}
 	return m
+}
+
+// periodMeta is what a store keeps of a period besides its rows: the
+// policy and rua= URIs last seen.
+type periodMeta struct {
+	Policy PolicyPublished
+	RUA    []string
+}
+
+// periodBatch is a batch's evaluations of one period, summed per record:
+// what a store adds.
+type periodBatch struct {
+	Period
+	meta   periodMeta
+	keys   []string // RecordKey, first seen first
+	counts map[string]int64
+}
+
+// maxDomainLength is the longest DNS name (RFC 1035 §2.3.4, without the
+// final dot).
+const maxDomainLength = 253
+
+// storable says whether a store keeps ev: no DMARC record can be found
+// for a policy domain longer than a DNS name, and the bolt store could not
+// key its period.
+func storable(ev Evaluation) bool { return len(ev.Policy.Domain) <= maxDomainLength }
+
+// batchByPeriod sums the storable evs per period and record, periods
+// first seen first.
+func batchByPeriod(evs []Evaluation) []*periodBatch {
+	var out []*periodBatch
+	index := map[Period]*periodBatch{}
+	for _, ev := range evs {
+		if !storable(ev) {
+			continue
+		}
+		p := PeriodOf(ev)
+		b := index[p]
+		if b == nil {
+			b = &periodBatch{Period: p, counts: map[string]int64{}}
+			index[p] = b
+			out = append(out, b)
+		}
+		b.meta = periodMeta{Policy: ev.Policy, RUA: ev.RUA}
+		k := RecordKey(ev.Record)
+		if _, ok := b.counts[k]; !ok {
+			b.keys = append(b.keys, k)
+		}
+		b.counts[k] += ev.Record.Row.Count
+	}
+	return out
 }

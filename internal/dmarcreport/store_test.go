@@ -3,6 +3,7 @@ package dmarcreport
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -260,6 +261,18 @@ var storeCases = []struct {
 			t.Errorf("after a new Add: %+v", aggs4)
 		}
 	}},
+	{"done removes rows with invalid UTF-8", StoreOptions{}, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		ev := storeEval("2026-12-01", "example.com", "192.0.2.1")
+		ev.Record.Identifiers.EnvelopeFrom = "b\xffunce.example.com" // 8-bit MAIL FROM
+		noErr(t, s.Add(ctx, []Evaluation{ev}))
+		aggs, err := s.Unreported(ctx, dayEndOf("2026-12-01"))
+		noErr(t, err)
+		noErr(t, s.Done(ctx, aggs[0]))
+		if aggs, err = s.Unreported(ctx, dayEndOf("2026-12-01")); err != nil || len(aggs) != 0 {
+			t.Errorf("after Done: %+v %v, want nothing (reported again every day)", aggs, err)
+		}
+	}},
 	{"add received dedups by ID", StoreOptions{}, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		r := storeReceived("google.com", "1", "example.com", 1764547200)
@@ -486,8 +499,8 @@ func TestBoltKeepsOwner(t *testing.T) {
 	}
 }
 
-// TestBoltLockTimeout: a file held by another process for too long gives
-// an error naming the file.
+// TestBoltLockTimeout: a file held by another process for longer than
+// LockTimeout, or the caller's deadline, gives an error naming the file.
 func TestBoltLockTimeout(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "reports.db")
@@ -498,6 +511,17 @@ func TestBoltLockTimeout(t *testing.T) {
 	defer db.Close()
 	_, err = s.ListReceived(ctx, "", time.Time{})
 	testutil.ErrorMentions(t, err, path, "locked by another process")
+
+	// A shorter deadline of the caller wins over LockTimeout.
+	s = openTestStore(t, StoreOptions{Kind: "bolt", Path: path, LockTimeout: time.Minute})
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = s.Add(short, []Evaluation{storeEval("2026-12-01", "example.com", "192.0.2.1")})
+	testutil.ErrorMentions(t, err, path, "locked by another process")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("waited %v with a deadline of 100ms", d)
+	}
 }
 
 // boltWriterEnv names the file that TestBoltWriterProcess writes to when
@@ -622,9 +646,9 @@ func TestRedisClaimRace(t *testing.T) {
 	}
 }
 
-// BenchmarkStoreAdd1000 adds a batch of 1000 evaluations (100 sources of
-// 10 messages, 2 domains), as the recorder does.
-func BenchmarkStoreAdd1000(b *testing.B) {
+// BenchmarkStoreAdd adds a batch of 1 and of 1000 evaluations (100
+// sources of 10 messages, 2 domains), as the recorder does.
+func BenchmarkStoreAdd(b *testing.B) {
 	var evs []Evaluation
 	for i := range 1000 {
 		evs = append(evs, storeEval("2026-12-01", fmt.Sprintf("d%d.example", i%2), fmt.Sprintf("192.0.2.%d", i%100)))
@@ -638,17 +662,73 @@ func BenchmarkStoreAdd1000(b *testing.B) {
 		{"bolt", StoreOptions{Kind: "bolt", Path: filepath.Join(b.TempDir(), "reports.db")}},
 		{"redis", StoreOptions{Kind: "redis", Redis: redisconn.Options{URL: r.URL()}}},
 	} {
-		b.Run(k.name, func(b *testing.B) {
-			s, err := OpenStore(k.o)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			for b.Loop() {
-				if err := s.Add(context.Background(), evs); err != nil {
-					b.Fatal(err)
+		s, err := OpenStore(k.o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		for _, n := range []int{1, 1000} {
+			b.Run(fmt.Sprintf("%s/%d", k.name, n), func(b *testing.B) {
+				for b.Loop() {
+					if err := s.Add(context.Background(), evs[:n]); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
+}
+
+// FuzzStoreAgreement: whatever strings a message brings (the sender's to
+// choose: invalid UTF-8, NULs, braces, long names), the bolt store keeps
+// the same rows as the reference MemoryStore, and Done of what it listed
+// empties it.
+func FuzzStoreAgreement(f *testing.F) {
+	f.Add("192.0.2.1", "example.com", "bounce.example.com", "s1", int64(1))
+	f.Add("2001:db8::1", "{tag}.example", "a\x00b", "", int64(7))
+	f.Add("", "\xff\xfe", "x\xc3", "sel\"ector", int64(-3))
+	f.Add("192.0.2.1", strings.Repeat("d", 40000), "", "s", int64(1<<40))
+	f.Fuzz(func(t *testing.T, ip, domain, envFrom, selector string, count int64) {
+		ctx := context.Background()
+		ev := storeEval("2026-12-01", domain, ip)
+		ev.Record.Row.Count = count
+		ev.Record.Identifiers.EnvelopeFrom = envFrom
+		ev.Record.AuthResults.DKIM[0].Selector = selector
+		evs := []Evaluation{ev, storeEval("2026-12-01", "example.org", "192.0.2.9"), ev}
+
+		mem := NewMemoryStore()
+		bs := openTestStore(t, StoreOptions{Kind: "bolt", Path: filepath.Join(t.TempDir(), "r.db")})
+		noErr(t, mem.Add(ctx, evs))
+		noErr(t, bs.Add(ctx, evs))
+		before := dayEndOf("2026-12-01")
+		want, err := mem.Unreported(ctx, before)
+		noErr(t, err)
+		got, err := bs.Unreported(ctx, before)
+		noErr(t, err)
+		// Both through JSON, as the bolt store keeps them (invalid UTF-8
+		// becomes U+FFFD), records in RecordKey order.
+		if a, b := storeNormal(t, want), storeNormal(t, got); a != b {
+			t.Fatalf("bolt store:\n%s\nmemory store:\n%s", b, a)
+		}
+		for _, a := range got {
+			noErr(t, bs.Done(ctx, a))
+		}
+		if left, err := bs.Unreported(ctx, before); err != nil || len(left) != 0 {
+			t.Fatalf("after Done: %+v %v", left, err)
+		}
+	})
+}
+
+func storeNormal(t *testing.T, aggs []Aggregate) string {
+	for _, a := range aggs {
+		sortRecords(a.Records)
+	}
+	js, err := json.Marshal(aggs)
+	noErr(t, err)
+	// Once more: invalid UTF-8 is written as \ufffd, U+FFFD as itself.
+	var again []Aggregate
+	noErr(t, json.Unmarshal(js, &again))
+	js, err = json.MarshalIndent(again, "", " ")
+	noErr(t, err)
+	return string(js)
 }
