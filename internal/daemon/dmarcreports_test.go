@@ -1,11 +1,15 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"vouch/internal/config"
+	"vouch/internal/dmarcreport"
 	"vouch/milter"
 )
 
@@ -69,4 +73,38 @@ func TestReportStoreOptions(t *testing.T) {
 	if c.Limits.MaxMessage != 10485760 || c.Limits.MaxXML != 52428800 || c.Discard {
 		t.Errorf("%+v", c)
 	}
+}
+
+// TestDMARCReportsPrune: received reports older than keep_received go.
+func TestDMARCReportsPrune(t *testing.T) {
+	st := dmarcreport.NewMemoryStore()
+	ctx := context.Background()
+	for i, end := range []time.Time{time.Now().AddDate(0, 0, -30), time.Now().Add(-time.Hour)} {
+		fb := dmarcreport.Feedback{Metadata: dmarcreport.ReportMetadata{OrgName: "google.com", ReportID: fmt.Sprint(i),
+			DateRange: dmarcreport.DateRange{Begin: end.Add(-24 * time.Hour).Unix(), End: end.Unix()}}, Policy: dmarcreport.PolicyPublished{Domain: "example.com"}}
+		if _, err := st.AddReceived(ctx, dmarcreport.Received{ID: dmarcreport.ReceivedID(&fb), ReceivedAt: end, Feedback: fb}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &dmarcReports{log: slog.New(slog.DiscardHandler)}
+	d.keep.Store(int64(7 * 24 * time.Hour))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { d.pruneLoop(st, stop); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, err := st.ListReceived(ctx, "", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 1 && recs[0].Feedback.Metadata.ReportID == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not pruned: %d reports", len(recs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	<-done
 }

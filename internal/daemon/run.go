@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -347,6 +348,8 @@ type dmarcReports struct {
 	recorder  *dmarcreport.Recorder
 	capOpts   dmarcreport.CaptureOptions
 	capture   *dmarcreport.Capture
+	keep      atomic.Int64  // keep_received, read by pruneLoop
+	stopPrune chan struct{} // closed with the store
 }
 
 // update brings the store, recorder and capture in line with cfg. A store
@@ -364,8 +367,10 @@ func (d *dmarcReports) update(cfg *config.Config) error {
 			return err
 		}
 		d.close()
-		d.store, d.storeOpts = st, so
+		d.store, d.storeOpts, d.stopPrune = st, so, make(chan struct{})
+		go d.pruneLoop(st, d.stopPrune)
 	}
+	d.keep.Store(int64(r.KeepReceived))
 	switch {
 	case r.Send && d.recorder == nil:
 		d.recorder = dmarcreport.NewRecorder(d.store, d.log, dmarcreport.RecorderOptions{})
@@ -401,6 +406,27 @@ func openReportStore(so dmarcreport.StoreOptions) (dmarcreport.Store, error) {
 	return st, nil
 }
 
+// pruneLoop drops received reports older than keep_received, at start
+// and every hour, until stop is closed.
+func (d *dmarcReports) pruneLoop(st dmarcreport.Store, stop chan struct{}) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if keep := time.Duration(d.keep.Load()); keep > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := st.Prune(ctx, time.Now().Add(-keep)); err != nil {
+				d.log.Warn("dmarc_reports: dropping received reports older than keep_received", "err", err.Error())
+			}
+			cancel()
+		}
+		select {
+		case <-t.C:
+		case <-stop:
+			return
+		}
+	}
+}
+
 // setEnv gives the milter the recorder and the capture (nil when off).
 func (d *dmarcReports) setEnv(env *milter.Env) {
 	env.Reports, env.Capture = d.recorder, d.capture
@@ -418,6 +444,7 @@ func (d *dmarcReports) close() {
 		d.capture = nil
 	}
 	if d.store != nil {
+		close(d.stopPrune)
 		if err := d.store.Close(); err != nil {
 			d.log.Error("dmarc_reports: closing the store", "err", err.Error())
 		}
