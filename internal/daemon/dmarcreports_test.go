@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"vouch/internal/config"
 	"vouch/internal/dmarcreport"
+	"vouch/internal/metrics"
 	"vouch/milter"
 )
 
@@ -107,4 +109,31 @@ func TestDMARCReportsPrune(t *testing.T) {
 	}
 	close(stop)
 	<-done
+}
+
+// TestDMARCReportRowsMetrics: the recorder's counts are on /metrics.
+func TestDMARCReportRowsMetrics(t *testing.T) {
+	cfg, err := config.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DMARCReports.Enabled, cfg.DMARCReports.Store = true, "memory"
+	m := metrics.New("test")
+	d := &dmarcReports{log: slog.New(slog.DiscardHandler), m: m}
+	defer d.close()
+	if err := d.update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ev := dmarcreport.Evaluation{Time: time.Now(), Policy: dmarcreport.PolicyPublished{Domain: "example.com", P: "none"},
+		Record: dmarcreport.Record{Row: dmarcreport.Row{SourceIP: "192.0.2.1", Count: 1}}}
+	d.recorder.Record(ev)
+	d.recorder.Record(ev)
+	d.recorder.Close() // writes them
+	rr := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{"vouch_dmarc_report_rows_total 2", "vouch_dmarc_report_rows_dropped_total 0"} {
+		if !strings.Contains(rr.Body.String(), want+"\n") {
+			t.Errorf("no %q in /metrics", want)
+		}
+	}
 }

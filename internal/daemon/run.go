@@ -103,7 +103,7 @@ func Serve(opts Options) error {
 	}
 	defer accounts.close()
 	rt.Env.Accounts = accounts.current()
-	reports := &dmarcReports{log: log}
+	reports := &dmarcReports{log: log, m: m}
 	if err := reports.update(cfg); err != nil {
 		ln.Close()
 		return err
@@ -343,6 +343,7 @@ func (a *accountGuard) close() {
 // rows survive.
 type dmarcReports struct {
 	log       *slog.Logger
+	m         *metrics.Metrics
 	storeOpts dmarcreport.StoreOptions
 	store     dmarcreport.Store // nil: [dmarc_reports] is off
 	recorder  *dmarcreport.Recorder
@@ -374,6 +375,7 @@ func (d *dmarcReports) update(cfg *config.Config) error {
 	switch {
 	case r.Send && d.recorder == nil:
 		d.recorder = dmarcreport.NewRecorder(d.store, d.log, dmarcreport.RecorderOptions{})
+		d.m.SetDMARCReportRows(d.recorder.Stats)
 	case !r.Send && d.recorder != nil:
 		d.recorder.Close()
 		d.recorder = nil
