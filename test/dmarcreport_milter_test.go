@@ -31,6 +31,20 @@ max_xml_size = 1048576
 `, path, mailbox, discard)
 }
 
+// reportedDomain publishes SPF and DMARC (p=reject, fo=1, rua=) for
+// sender.test, whose server is mail.good.test.
+var reportedDomain = []string{
+	"sender.test. 300 IN MX 10 mail.good.test.",
+	`sender.test. 300 IN TXT "v=spf1 ip4:192.0.2.10 -all"`,
+	`_dmarc.sender.test. 300 IN TXT "v=DMARC1; p=reject; fo=1; rua=mailto:dmarc@sender.test"`,
+}
+
+// reportsBase is the config the tests here share: the test DNS, and an
+// empty reverse whitelist.
+func reportsBase(z *zone, dir string) string {
+	return fmt.Sprintf("[dns]\nservers = [%q]\ntimeout = \"1s\"\n[whitelist]\nreverse = %q\n", z.Addr, dir+"/none.dat")
+}
+
 // openReportStore opens a running vouch's bolt store beside it (bbolt
 // opens the file per operation, so both can use it).
 func openReportStore(t testing.TB, path string) dmarcreport.Store {
@@ -73,22 +87,9 @@ func waitRecords(t testing.TB, st dmarcreport.Store, domain string, n int) dmarc
 // internal host is not recorded.
 func TestDMARCReportRowsBehindPostfix(t *testing.T) {
 	dir := t.TempDir()
-	z := newZone(t, append(screenZone,
-		"sender.test. 300 IN MX 10 mail.good.test.",
-		`sender.test. 300 IN TXT "v=spf1 ip4:192.0.2.10 -all"`,
-		`_dmarc.sender.test. 300 IN TXT "v=DMARC1; p=reject; fo=1; rua=mailto:dmarc@sender.test"`,
-	)...)
+	z := newZone(t, append(screenZone, reportedDomain...)...)
 	key := z.genkey(t, dir, "sender.test", "k1", "rsa")
-	common := fmt.Sprintf(`
-authserv_id = "mx.local.test"
-[dns]
-servers = [%q]
-timeout = "1s"
-[whitelist]
-reverse = %q
-[signing]
-internal_hosts = ["127.0.0.1", "10.0.0.0/8"]
-`, z.Addr, dir+"/none.dat")
+	common := "authserv_id = \"mx.local.test\"\n" + reportsBase(z, dir) + "[signing]\ninternal_hosts = [\"127.0.0.1\", \"10.0.0.0/8\"]\n"
 	enforceDB, trialDB := filepath.Join(dir, "enforce.db"), filepath.Join(dir, "trial.db")
 	enforce := startVouch(t, dir, common+"[screen]\nmode = \"enforce\"\n[verify]\ndmarc_reject = \"reject\"\n"+reportsSection(enforceDB, "dmarc@local.test", false))
 	trial := startVouch(t, dir, common+"[verify]\ndmarc_reject = \"reject\"\n"+reportsSection(trialDB, "dmarc@local.test", false))
@@ -205,7 +206,7 @@ func wrap76(s string) string {
 func TestDMARCReportsReceivedBehindPostfix(t *testing.T) {
 	dir := t.TempDir()
 	z := newZone(t, screenZone...)
-	common := fmt.Sprintf("[dns]\nservers = [%q]\ntimeout = \"1s\"\n[whitelist]\nreverse = %q\n", z.Addr, dir+"/none.dat")
+	common := reportsBase(z, dir)
 	keepDB, discardDB := filepath.Join(dir, "keep.db"), filepath.Join(dir, "discard.db")
 	keep := startVouch(t, dir, common+reportsSection(keepDB, "dmarc@local.test", false))
 	discard := startVouch(t, dir, common+reportsSection(discardDB, "DMARC@local.test", true))
