@@ -30,16 +30,17 @@ func TestDMARCReportRows(t *testing.T) {
 	tb.dns.MustAdd(`_dmarc.reported.test. 300 IN TXT "v=DMARC1; p=reject; fo=1; rua=mailto:agg@reported.test"`,
 		`_dmarc.quiet.test. 300 IN TXT "v=DMARC1; p=reject"`)
 	for _, tc := range []struct {
-		ip, from string
-		refused  bool
+		ip, from, auth string
+		refused        bool
 	}{
-		{"198.51.100.7", "x@reported.test", true}, // fails DMARC, p=reject: refused and reported
-		{"198.51.100.8", "x@quiet.test", true},    // refused, no rua=: not reported
-		{"10.1.2.3", "x@reported.test", false},    // internal host: not verified, not reported
+		{"198.51.100.7", "x@reported.test", "", true},     // fails DMARC, p=reject: refused and reported
+		{"198.51.100.8", "x@quiet.test", "", true},        // refused, no rua=: not reported
+		{"10.1.2.3", "x@reported.test", "", false},        // internal host: not verified, not reported
+		{"198.51.100.9", "x@reported.test", "joe", false}, // SMTP AUTH: not verified, not reported
 	} {
 		raw := "From: " + tc.from + "\nTo: y@example.test\nSubject: hi\n\nbody\n"
 		headers, body := mtaclient.Split([]byte(raw))
-		r := tb.send(t, &mtaclient.Message{ClientIP: tc.ip, HELO: "mail.remote.test", From: "bounce@remote.test", Headers: headers, Body: strings.NewReader(string(body))})
+		r := tb.send(t, &mtaclient.Message{ClientIP: tc.ip, HELO: "mail.remote.test", From: "bounce@remote.test", AuthUser: tc.auth, Headers: headers, Body: strings.NewReader(string(body))})
 		if refused := r.Action != nil && r.Action.Type == gomilter.ActionRejectWithCode; refused != tc.refused {
 			t.Errorf("%s from %s: refused %v, want %v (%+v)", tc.from, tc.ip, refused, tc.refused, r.Action)
 		}
