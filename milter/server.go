@@ -15,6 +15,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"vouch/internal/dmarcreport"
 	"vouch/internal/metrics"
 	"vouch/internal/smtpreply"
 	"vouch/internal/verify"
@@ -35,6 +36,11 @@ type Env struct {
 	MaxHeaders int              // header bytes per message; above it the message is tempfailed
 	Log        *slog.Logger
 	Metrics    *metrics.Metrics // nil: no metrics
+	// DMARC aggregate reports ([dmarc_reports]): Reports records a row per
+	// inbound message evaluated for DMARC, Capture reads the reports sent
+	// to the rua mailboxes. nil: off.
+	Reports *dmarcreport.Recorder
+	Capture *dmarcreport.Capture
 }
 
 // Verification is what inbound verification needs.

@@ -11,6 +11,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"vouch/internal/dmarcreport"
 	"vouch/internal/mailtext"
 	"vouch/internal/metrics"
 	"vouch/internal/smtpreply"
@@ -55,6 +56,9 @@ type session struct {
 	failureClass string
 	malformed    string // a header no MTA should send: the message is rejected at EOM
 	started      time.Time
+	reportRcpts  int                   // recipients that are rua mailboxes (Env.Capture)
+	capture      *dmarcreport.Captured // the copy of a report message, from its first header
+	dmarcPass    bool                  // the inbound message passed DMARC (a report from it is authenticated)
 
 	counted   bool // this connection is counted in the sessions metric
 	overLimit bool // more than limits.max_sessions connections were open when it negotiated
@@ -142,6 +146,11 @@ func (s *session) resetMessage() {
 	s.sigReqs, s.fromDom, s.noSign, s.noSignClass, s.failure, s.failureClass = nil, "", "", "", "", ""
 	s.malformed = ""
 	s.started = time.Time{}
+	if s.capture != nil {
+		s.capture.Release()
+		s.capture = nil
+	}
+	s.reportRcpts, s.dmarcPass = 0, false
 }
 
 // fail marks the message for a tempfail at end of message (the first
@@ -247,6 +256,9 @@ func (s *session) RcptTo(rcptTo string, esmtpArgs string, m gomilter.Modifier) (
 	if len(s.rcpts) < maxRcpts {
 		s.rcpts = append(s.rcpts, rcptTo)
 	}
+	if s.env.Capture != nil && s.env.Capture.Wanted(rcptTo) {
+		s.reportRcpts++
+	}
 	return gomilter.RespContinue, nil
 }
 
@@ -266,6 +278,12 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 			s.malformed = fmt.Sprintf("NUL byte in the value of header %.64q", name)
 		}
 		return gomilter.RespContinue, nil
+	}
+	if s.reportRcpts > 0 {
+		if s.capture == nil {
+			s.capture = s.env.Capture.Begin()
+		}
+		s.capture.Header(name, value)
 	}
 	s.hdrBytes += len(name) + len(value) + 3
 	if s.env.MaxHeaders > 0 && s.hdrBytes > s.env.MaxHeaders {
@@ -291,6 +309,9 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 // so, starts the signatures so that the body is hashed as it streams.
 func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("eoh", &resp, &err)
+	if s.capture != nil {
+		s.capture.EndHeaders()
+	}
 	if s.failure != "" {
 		return gomilter.RespContinue, nil
 	}
@@ -329,6 +350,9 @@ func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err err
 
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("body", &resp, &err)
+	if s.capture != nil {
+		s.capture.Body(chunk)
+	}
 	if s.verifier != nil {
 		s.verifier.Write(chunk)
 	}
@@ -381,14 +405,14 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 			}
 			s.logMessage(qid, "signed", slog.String("signatures", strings.Join(sigs, ", ")))
 		}
-		return s.accept()
+		return s.accept(qid)
 	}
 	if s.internal == "" && s.auth == "" {
 		return s.inbound(qid, m)
 	}
 	s.metrics().Unsigned(s.noSignClass)
 	s.logMessage(qid, "not signed", slog.String("reason", s.noSign))
-	return s.accept()
+	return s.accept(qid)
 }
 
 // trustedBy says why the client is trusted (SMTP AUTH or internal_hosts),
@@ -437,6 +461,8 @@ func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, 
 		if results.DMARC.Status != "" {
 			mt.Verify("dmarc", string(results.DMARC.Status))
 		}
+		s.dmarcPass = results.DMARC.Status == verify.Pass
+		s.recordReportRow(results, d, entry, allow)
 	}
 	if d.Reply != nil {
 		if logOn {
@@ -456,7 +482,22 @@ func (s *session) inbound(qid string, m gomilter.Modifier) (*gomilter.Response, 
 		result = "quarantined"
 	}
 	s.logMessage(qid, result, attrs...)
-	return s.accept()
+	return s.accept(qid)
+}
+
+// recordReportRow hands the message's DMARC evaluation to the aggregate
+// reports (a buffer: this never waits for the store).
+func (s *session) recordReportRow(results verify.Results, d policy.MessageDecision, entry whitelist.Entry, allow bool) {
+	if s.env.Reports == nil {
+		return
+	}
+	in := dmarcreport.Inbound{Time: time.Now(), ClientIP: s.ip, MailFrom: s.sender, TrustedBy: s.trustedBy(), Results: results, Decision: d}
+	if allow {
+		in.Allowlist = entry.String()
+	}
+	if ev, ok := dmarcreport.NewEvaluation(in); ok {
+		s.env.Reports.Record(ev)
+	}
 }
 
 // verifyAttrs are the verification results and the decision about them
@@ -480,12 +521,48 @@ func verifyAttrs(results verify.Results, d policy.MessageDecision, allow bool, e
 }
 
 // accept ends an accepted message; an authenticated sender's message
-// counts towards its account's limits.
-func (s *session) accept() (*gomilter.Response, error) {
+// counts towards its account's limits, and a message to a rua mailbox
+// goes to the report reader.
+func (s *session) accept(qid string) (*gomilter.Response, error) {
 	if s.auth != "" && s.env.Accounts != nil {
 		s.env.Accounts.Accepted(context.Background(), s.auth, s.ip, s.rcpts)
 	}
+	if s.capture != nil && s.readReports(qid) {
+		return gomilter.RespDiscard, nil
+	}
 	return gomilter.RespAccept, nil
+}
+
+// discardWait bounds how long end of message waits for the report reader
+// when discard_received may discard the message.
+const discardWait = 20 * time.Second
+
+// readReports hands the copy of a report message to the reader. It
+// reports whether the message is to be discarded: discard_received is
+// on, every recipient is a rua mailbox, and at least one report was read
+// from it. Only then does end of message wait for the reader; otherwise
+// the message goes on at once and is read in the background.
+func (s *session) readReports(qid string) bool {
+	c := s.capture
+	s.capture = nil
+	from := dmarcreport.Origin{MailFrom: s.sender, Authenticated: s.dmarcPass || s.trustedBy() != ""}
+	if authors, _ := mailtext.Authors(s.headers); len(authors) > 0 && authors[0].Err == nil {
+		from.HeaderFrom = authors[0].Local + "@" + authors[0].Domain
+	}
+	done := c.Submit(from, qid)
+	if done == nil || !s.env.Capture.Discard() || s.reportRcpts != len(s.rcpts) {
+		return false
+	}
+	select {
+	case n := <-done:
+		if n > 0 {
+			s.log().Info("dmarc reports: report message discarded after reading (discard_received)", "qid", qid, "reports", n)
+			return true
+		}
+	case <-time.After(discardWait):
+		s.log().Warn("dmarc reports: report reader too slow; message delivered", "qid", qid)
+	}
+	return false
 }
 
 // addAuthResults removes Authentication-Results headers that claim our

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -111,6 +113,7 @@ func (c *Config) Validate() error {
 		add("whitelist.sync.max_size: must be positive")
 	}
 	errs = append(errs, c.validateRotation()...)
+	errs = append(errs, c.validateDMARCReports()...)
 	return c.Problems(errs)
 }
 
@@ -163,4 +166,70 @@ func (c *Config) validateRotation() []error {
 		}
 	}
 	return errs
+}
+
+// validateDMARCReports checks [dmarc_reports]. The keys are checked also
+// while it is off (a typo shows before it is turned on); what sending
+// needs (org_name, from) only when it is on.
+func (c *Config) validateDMARCReports() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("dmarc_reports."+format, args...)) }
+	r := c.DMARCReports
+	switch r.Store {
+	case "bolt":
+		if !filepath.IsAbs(r.Path) {
+			add("path: %q is not an absolute path (the bolt store's file)", r.Path)
+		}
+	case "redis":
+		if r.RedisURL == "" && len(r.RedisSentinels) == 0 && len(r.RedisCluster) == 0 {
+			add("redis_url: must be set for store = \"redis\" (or redis_sentinels, redis_cluster)")
+		}
+	case "memory": // lost at exit: for tests (`vouch reports` cannot read a daemon's)
+	default:
+		add("store: %q is not bolt or redis", r.Store)
+	}
+	if _, err := time.Parse("15:04", r.SendAt); err != nil {
+		add("send_at: %q is not HH:MM (UTC)", r.SendAt)
+	}
+	if r.Enabled && r.Send {
+		if strings.TrimSpace(r.OrgName) == "" {
+			add("org_name: must be set to send reports (send = true)")
+		}
+		if r.From == "" {
+			add("from: must be set to send reports (send = true)")
+		}
+	}
+	if r.From != "" && !plainAddress(r.From) {
+		add("from: %q is not an address like dmarc-reports@example.com", r.From)
+	}
+	for _, f := range []struct {
+		key string
+		n   int64
+	}{{"max_report_size", r.MaxReportSize}, {"max_message_size", r.MaxMessageSize}, {"max_xml_size", r.MaxXMLSize}} {
+		if f.n <= 0 {
+			add("%s: must be positive (bytes)", f.key)
+		}
+	}
+	if r.RetryFor <= 0 || r.KeepReceived <= 0 {
+		add("retry_for and keep_received: must be positive (write a unit, e.g. \"72h\")")
+	}
+	if r.SMTP != "" {
+		if _, _, err := net.SplitHostPort(r.SMTP); err != nil {
+			add("smtp: %q is not host:port", r.SMTP)
+		}
+	}
+	for i, m := range r.RUAMailboxes {
+		if !plainAddress(m) {
+			add("rua_mailboxes[%d]: %q is not an address like dmarc@example.com", i, m)
+		}
+	}
+	return errs
+}
+
+// plainAddress reports whether s is a bare address local@domain (no
+// display name, no angle brackets).
+func plainAddress(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Name == "" && a.Address == s && strings.Count(s, "@") == 1 &&
+		strings.Contains(s[strings.IndexByte(s, '@')+1:], ".")
 }

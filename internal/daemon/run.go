@@ -11,12 +11,15 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"vouch/internal/config"
+	"vouch/internal/dmarcreport"
 	"vouch/internal/hijack"
 	"vouch/internal/metrics"
 	"vouch/internal/sockaddr"
@@ -100,6 +103,15 @@ func Serve(opts Options) error {
 	}
 	defer accounts.close()
 	rt.Env.Accounts = accounts.current()
+	reports := &dmarcReports{log: log, m: m}
+	if err := reports.update(cfg); err != nil {
+		ln.Close()
+		return err
+	}
+	defer reports.close() // after the sessions: the last rows and reports reach the store
+	reports.setEnv(rt.Env)
+	// DMARC report sending: the coordinator starts dmarcreport.Sender.Run
+	// here, on reports.store (nil when [dmarc_reports] is off).
 	srv := milter.NewServer(rt.Env, milter.Limits{
 		MaxSessions: cfg.Limits.MaxSessions, PacketMemory: cfg.Limits.MaxPacketMemory,
 		ReadTimeout: cfg.Limits.ReadTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
@@ -125,7 +137,7 @@ func Serve(opts Options) error {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				notify(reloadingState())
-				rt = reload(log, opts.ConfigPath, rt, srv, m, accounts)
+				rt = reload(log, opts.ConfigPath, rt, srv, m, accounts, reports)
 				notify("READY=1")
 				continue
 			}
@@ -151,7 +163,7 @@ func Serve(opts Options) error {
 // reload builds a new runtime from the config file and swaps it in; on any
 // error the old one stays and the error is logged with file, line and
 // reason. Sessions already open keep the runtime they started with.
-func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *metrics.Metrics, accounts *accountGuard) *Runtime {
+func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *metrics.Metrics, accounts *accountGuard, reports *dmarcReports) *Runtime {
 	cfg, err := Load(path)
 	if err == nil {
 		var rt *Runtime
@@ -159,7 +171,11 @@ func reload(log *slog.Logger, path string, old *Runtime, srv *milter.Server, m *
 			err = accounts.update(cfg)
 		}
 		if err == nil {
+			err = reports.update(cfg)
+		}
+		if err == nil {
 			rt.Env.Accounts = accounts.current()
+			reports.setEnv(rt.Env)
 			if cfg.Listen != old.Config.Listen {
 				log.Warn("reload: listen changed; it takes effect at the next restart", "listen", old.Config.Listen, "configured", cfg.Listen)
 			}
@@ -317,5 +333,123 @@ func (a *accountGuard) close() {
 	if a.guard != nil {
 		a.guard.Close()
 		a.guard = nil
+	}
+}
+
+// dmarcReports holds the process's DMARC report store, the recorder that
+// writes inbound rows to it and the capture that reads incoming reports
+// ([dmarc_reports]). A reload keeps them while their settings stay the
+// same: the store is opened once (bbolt locks its file), and the buffered
+// rows survive.
+type dmarcReports struct {
+	log       *slog.Logger
+	m         *metrics.Metrics
+	storeOpts dmarcreport.StoreOptions
+	store     dmarcreport.Store // nil: [dmarc_reports] is off
+	recorder  *dmarcreport.Recorder
+	capOpts   dmarcreport.CaptureOptions
+	capture   *dmarcreport.Capture
+	keep      atomic.Int64  // keep_received, read by pruneLoop
+	stopPrune chan struct{} // closed with the store
+}
+
+// update brings the store, recorder and capture in line with cfg. A store
+// that cannot be opened is an error naming it, and what was there stays.
+func (d *dmarcReports) update(cfg *config.Config) error {
+	r := cfg.DMARCReports
+	if !r.Enabled {
+		d.close()
+		return nil
+	}
+	so := ReportStoreOptions(cfg)
+	if d.store == nil || !reflect.DeepEqual(so, d.storeOpts) {
+		st, err := openReportStore(so)
+		if err != nil {
+			return err
+		}
+		d.close()
+		d.store, d.storeOpts, d.stopPrune = st, so, make(chan struct{})
+		go d.pruneLoop(st, d.stopPrune)
+	}
+	d.keep.Store(int64(r.KeepReceived))
+	switch {
+	case r.Send && d.recorder == nil:
+		d.recorder = dmarcreport.NewRecorder(d.store, d.log, dmarcreport.RecorderOptions{})
+		d.m.SetDMARCReportRows(d.recorder.Stats)
+	case !r.Send && d.recorder != nil:
+		d.recorder.Close()
+		d.recorder = nil
+	}
+	co := ReportCaptureOptions(cfg)
+	if d.capture != nil && !reflect.DeepEqual(co, d.capOpts) {
+		d.capture.Close()
+		d.capture = nil
+	}
+	if d.capture == nil && len(co.Mailboxes) > 0 {
+		d.capture, d.capOpts = dmarcreport.NewCapture(d.store, d.log, co), co
+	}
+	return nil
+}
+
+// openReportStore opens the store. The bolt store makes its file at the
+// first write: a directory that is not there is caught now, at start,
+// rather than as lost rows later.
+func openReportStore(so dmarcreport.StoreOptions) (dmarcreport.Store, error) {
+	if so.Kind == "bolt" {
+		dir := filepath.Dir(so.Path)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("dmarc_reports.path: cannot open the bolt store %s: directory %s does not exist", so.Path, dir)
+		}
+	}
+	st, err := dmarcreport.OpenStore(so)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the DMARC report store: %w", err)
+	}
+	return st, nil
+}
+
+// pruneLoop drops received reports older than keep_received, at start
+// and every hour, until stop is closed.
+func (d *dmarcReports) pruneLoop(st dmarcreport.Store, stop chan struct{}) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if keep := time.Duration(d.keep.Load()); keep > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := st.Prune(ctx, time.Now().Add(-keep)); err != nil {
+				d.log.Warn("dmarc_reports: dropping received reports older than keep_received", "err", err.Error())
+			}
+			cancel()
+		}
+		select {
+		case <-t.C:
+		case <-stop:
+			return
+		}
+	}
+}
+
+// setEnv gives the milter the recorder and the capture (nil when off).
+func (d *dmarcReports) setEnv(env *milter.Env) {
+	env.Reports, env.Capture = d.recorder, d.capture
+}
+
+// close writes what the recorder holds, reads the queued report
+// messages, and closes the store.
+func (d *dmarcReports) close() {
+	if d.recorder != nil {
+		d.recorder.Close()
+		d.recorder = nil
+	}
+	if d.capture != nil {
+		d.capture.Close()
+		d.capture = nil
+	}
+	if d.store != nil {
+		close(d.stopPrune)
+		if err := d.store.Close(); err != nil {
+			d.log.Error("dmarc_reports: closing the store", "err", err.Error())
+		}
+		d.store = nil
 	}
 }

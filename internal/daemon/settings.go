@@ -8,6 +8,7 @@ import (
 	"vouch/internal/config"
 	"vouch/internal/dmarcreport"
 	"vouch/internal/hijack"
+	"vouch/internal/redisconn"
 	"vouch/internal/sockaddr"
 	"vouch/policy"
 	"vouch/signer"
@@ -148,9 +149,23 @@ func SignerConfig(cfg *config.Config) signer.Config {
 	}
 }
 
-// ReportStoreOptions is the store of [dmarc_reports].
+// ReportStoreOptions is the [dmarc_reports] store for
+// dmarcreport.OpenStore: the one place the store's keys are translated.
 func ReportStoreOptions(cfg *config.Config) dmarcreport.StoreOptions {
-	return dmarcreport.StoreOptions{Kind: cfg.DMARCReports.Store, Path: cfg.DMARCReports.Path}
+	r := cfg.DMARCReports
+	return dmarcreport.StoreOptions{Kind: r.Store, Path: r.Path, Redis: redisconn.Options{
+		URL: r.RedisURL, Sentinels: r.RedisSentinels, MasterName: r.RedisMasterName, Cluster: r.RedisCluster,
+		Username: r.RedisUsername, Password: r.RedisPassword, SentinelPassword: r.RedisSentinelPassword,
+	}}
+}
+
+// ReportCaptureOptions are the [dmarc_reports] receiving keys.
+func ReportCaptureOptions(cfg *config.Config) dmarcreport.CaptureOptions {
+	r := cfg.DMARCReports
+	return dmarcreport.CaptureOptions{
+		Mailboxes: r.RUAMailboxes, Discard: r.DiscardReceived,
+		Limits: dmarcreport.Limits{MaxMessage: r.MaxMessageSize, MaxXML: r.MaxXMLSize},
+	}
 }
 
 // ReportSenderOptions is the sending part of [dmarc_reports]; the EHLO

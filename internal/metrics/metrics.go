@@ -31,6 +31,7 @@ type Metrics struct {
 	reloads     *prometheus.CounterVec // result
 	accountFn   atomic.Pointer[func() map[string]uint64]
 	ldapFn      atomic.Pointer[func() uint64]
+	dmarcRowsFn atomic.Pointer[func() (recorded, dropped int64)]
 	panics      prometheus.Counter
 	sessionsCap prometheus.Counter
 	rotation    *prometheus.CounterVec // domain, event
@@ -80,6 +81,18 @@ func New(version string) *Metrics {
 		m.reloads.WithLabelValues(r)
 	}
 	reg.MustRegister(accountCollector{m})
+	for i, name := range []string{"vouch_dmarc_report_rows_total", "vouch_dmarc_report_rows_dropped_total"} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name,
+			Help: []string{"DMARC aggregate report rows written to the store.", "DMARC aggregate report rows lost (buffer full, store errors)."}[i]},
+			func() float64 {
+				fn := m.dmarcRowsFn.Load()
+				if fn == nil {
+					return 0
+				}
+				rec, drop := (*fn)()
+				return float64([]int64{rec, drop}[i])
+			}))
+	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vouch_ldap_queries_total",
 		Help: "LDAP searches for key and signing tables (since the last reload)."}, func() float64 {
 		if fn := m.ldapFn.Load(); fn != nil {
@@ -94,6 +107,14 @@ func New(version string) *Metrics {
 func (m *Metrics) SetLDAPQueries(fn func() uint64) {
 	if m != nil {
 		m.ldapFn.Store(&fn)
+	}
+}
+
+// SetDMARCReportRows makes vouch_dmarc_report_rows_total and
+// vouch_dmarc_report_rows_dropped_total read fn (the report recorder).
+func (m *Metrics) SetDMARCReportRows(fn func() (recorded, dropped int64)) {
+	if m != nil {
+		m.dmarcRowsFn.Store(&fn)
 	}
 }
 

@@ -35,6 +35,7 @@ type DMARCRecord struct {
 	ADKIM           string      // "r" (default) or "s"
 	ASPF            string      // "r" (default) or "s"
 	Pct             int         // 0-100, default 100
+	FO              string      // fo= as written ("" when absent: 0 applies); reports carry it
 	RUA, RUF        []string    // report URIs as written
 	Warnings        []string
 }
@@ -115,6 +116,7 @@ func ParseDMARC(txt string) (*DMARCRecord, error) {
 			rec.Warnings = append(rec.Warnings, fmt.Sprintf("%s=%s is neither r nor s, r applies", tag, s))
 		}
 	}
+	rec.FO = tags["fo"]
 	if s, ok := tags["pct"]; ok {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 || n > 100 {
@@ -250,6 +252,10 @@ type DMARCResult struct {
 	AlignedDKIM string // d= of the aligned passing signature, if any
 	AlignedSPF  string // the aligned SPF-passing domain, if any
 	Reason      string
+	// Record is the record that applied (nil without one): aggregate
+	// reports publish it (RFC 7489 §7.2.1.1 policy_published) and are
+	// sent to its rua=.
+	Record *DMARCRecord
 }
 
 // DMARCOptions are the knobs tests need.
@@ -356,7 +362,7 @@ func EvaluateDMARC(fromDomain string, rec *DMARCRecord, recordDomain string, dki
 		r.Status, r.Reason = None, "no DMARC record"
 		return r
 	}
-	r.RecordDomain, r.Pct = normDomain(recordDomain), rec.Pct
+	r.RecordDomain, r.Pct, r.Record = normDomain(recordDomain), rec.Pct, rec
 	r.Policy = rec.Policy
 	if r.RecordDomain != fromDomain && rec.SubdomainPolicy != "" {
 		r.Policy = rec.SubdomainPolicy // §6.3: sp= for subdomains of the organizational domain

@@ -73,7 +73,7 @@ func TestParseDMARC(t *testing.T) {
 			want: DMARCRecord{Policy: DispQuarantine, SubdomainPolicy: DispNone, ADKIM: "s", ASPF: "s", Pct: 20,
 				RUA: []string{"mailto:a@example.com", "mailto:b@example.com!10m"}, RUF: []string{"mailto:f@example.com"}}},
 		{txt: " v = DMARC1 ; P = Reject ; ", want: DMARCRecord{Policy: DispReject, ADKIM: "r", ASPF: "r", Pct: 100}},
-		{txt: "v=DMARC1; p=none; pct=150; adkim=x; fo=1; rf=afrf; foo=bar", want: DMARCRecord{Policy: DispNone, ADKIM: "r", ASPF: "r", Pct: 100}, warnings: 2},
+		{txt: "v=DMARC1; p=none; pct=150; adkim=x; fo=1; rf=afrf; foo=bar", want: DMARCRecord{Policy: DispNone, ADKIM: "r", ASPF: "r", Pct: 100, FO: "1"}, warnings: 2},
 		{txt: "v=DMARC1; p=none; garbage", want: DMARCRecord{Policy: DispNone, ADKIM: "r", ASPF: "r", Pct: 100}, warnings: 1},
 		{txt: "v=DMARC1; p=reject; p=none", want: DMARCRecord{Policy: DispReject, ADKIM: "r", ASPF: "r", Pct: 100}, warnings: 1},
 		// §6.6.3: no valid p= but a valid rua= reads as p=none.
@@ -106,7 +106,7 @@ func TestParseDMARC(t *testing.T) {
 		}
 		got.Warnings = nil
 		if got.Policy != tc.want.Policy || got.SubdomainPolicy != tc.want.SubdomainPolicy || got.ADKIM != tc.want.ADKIM ||
-			got.ASPF != tc.want.ASPF || got.Pct != tc.want.Pct || !slices.Equal(got.RUA, tc.want.RUA) || !slices.Equal(got.RUF, tc.want.RUF) {
+			got.ASPF != tc.want.ASPF || got.Pct != tc.want.Pct || got.FO != tc.want.FO || !slices.Equal(got.RUA, tc.want.RUA) || !slices.Equal(got.RUF, tc.want.RUF) {
 			t.Errorf("%q:\n got %+v\nwant %+v", tc.txt, *got, tc.want)
 		}
 	}
@@ -262,6 +262,9 @@ func TestEvaluateDMARC(t *testing.T) {
 			if got.Status != c.status || got.Policy != c.policy || got.Disposition != c.disp ||
 				got.AlignedDKIM != c.alignedD || got.AlignedSPF != c.alignedS || got.FromDomain != normDomain(c.from) {
 				t.Errorf("got %+v\nwant status %s policy %q disposition %q aligned %q/%q", got, c.status, c.policy, c.disp, c.alignedD, c.alignedS)
+			}
+			if got.Record != c.rec { // reports publish the record that applied
+				t.Errorf("Record %p, want %p", got.Record, c.rec)
 			}
 			if rolled != (c.rec != nil && c.rec.Pct < 100 && c.status == Fail && c.policy != DispNone) {
 				t.Errorf("Rand called: %v", rolled)
