@@ -12,6 +12,7 @@ import (
 	"vouch/internal/config"
 	"vouch/internal/dmarcreport"
 	"vouch/internal/metrics"
+	"vouch/internal/testutil"
 	"vouch/milter"
 )
 
@@ -26,6 +27,8 @@ func TestDMARCReportsLifecycle(t *testing.T) {
 	}
 	r := &cfg.DMARCReports
 	r.Enabled, r.Store, r.RUAMailboxes = true, "memory", []string{"dmarc@example.com"}
+	r.OrgName, r.From = "Example Mail", "dmarc-reports@example.net"
+	cfg.DNS.Servers = []string{"127.0.0.1:1"} // never the machine's resolver
 	d := &dmarcReports{log: slog.New(slog.DiscardHandler)}
 	defer d.close()
 	if err := d.update(cfg); err != nil {
@@ -37,6 +40,9 @@ func TestDMARCReportsLifecycle(t *testing.T) {
 		t.Fatalf("not built: %+v", d)
 	}
 	store, rec, capt := d.store, d.recorder, d.capture
+	if d.stopSender == nil {
+		t.Fatal("send = true started no sender")
+	}
 	if err := d.update(cfg); err != nil || d.store != store || d.recorder != rec || d.capture != capt {
 		t.Errorf("a reload with the same settings rebuilt them (%v)", err)
 	}
@@ -45,8 +51,8 @@ func TestDMARCReportsLifecycle(t *testing.T) {
 		t.Errorf("new mailboxes: store kept %v, recorder kept %v, capture new %v (%v)", d.store == store, d.recorder == rec, d.capture != capt, err)
 	}
 	r.Send = false
-	if err := d.update(cfg); err != nil || d.recorder != nil || d.capture == nil {
-		t.Errorf("send = false still records rows (%v)", err)
+	if err := d.update(cfg); err != nil || d.recorder != nil || d.capture == nil || d.stopSender != nil {
+		t.Errorf("send = false still records rows or sends (%v)", err)
 	}
 	r.Store, r.Path = "bolt", "/nonexistent/dir/reports.db"
 	err = d.update(cfg)
@@ -63,6 +69,55 @@ func TestDMARCReportsLifecycle(t *testing.T) {
 	}
 }
 
+// TestDMARCReportsSending: with send on, serve's sender mails the reports
+// of days already over through [dmarc_reports] smtp, at start and without
+// waiting for send_at; turning send off stops it.
+func TestDMARCReportsSending(t *testing.T) {
+	cfg, err := config.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mta := testutil.NewSMTPServer(t)
+	r := &cfg.DMARCReports
+	r.Enabled, r.Store, r.SMTP = true, "memory", mta.Addr
+	r.OrgName, r.From = "Example Mail", "dmarc-reports@example.net"
+	cfg.DNS.Servers = []string{"127.0.0.1:1"} // the rua is at the reported domain: no lookup
+	d := &dmarcReports{log: slog.New(slog.DiscardHandler)}
+	defer d.close()
+	// The store holds a row three days old before the sender starts.
+	d.store = dmarcreport.NewMemoryStore()
+	d.storeOpts, d.stopPrune = ReportStoreOptions(cfg), make(chan struct{})
+	ev := dmarcreport.Evaluation{
+		Time:   time.Now().AddDate(0, 0, -3),
+		Policy: dmarcreport.PolicyPublished{Domain: "example.org", P: "reject", Pct: 100},
+		RUA:    []string{"mailto:rua@example.org"},
+		Record: dmarcreport.Record{
+			Row:         dmarcreport.Row{SourceIP: "192.0.2.1", Count: 1, PolicyEvaluated: dmarcreport.PolicyEvaluated{Disposition: "none", DKIM: "pass", SPF: "pass"}},
+			Identifiers: dmarcreport.Identifiers{HeaderFrom: "example.org", EnvelopeFrom: "example.org"},
+			AuthResults: dmarcreport.AuthResults{SPF: []dmarcreport.SPFAuthResult{{Domain: "example.org", Scope: "mfrom", Result: "pass"}}},
+		},
+	}
+	if err := d.store.Add(context.Background(), []dmarcreport.Evaluation{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(mta.Messages()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	msgs := mta.Messages()
+	if len(msgs) != 1 || msgs[0].From != "dmarc-reports@example.net" || len(msgs[0].To) != 1 || msgs[0].To[0] != "rua@example.org" ||
+		!strings.Contains(msgs[0].Data, "Report Domain: example.org") {
+		t.Fatalf("sent %+v", msgs)
+	}
+	r.Send = false
+	if err := d.update(cfg); err != nil || d.stopSender != nil {
+		t.Errorf("send = false: sender still running (%v)", err)
+	}
+}
+
 func TestReportStoreOptions(t *testing.T) {
 	cfg, err := config.LoadDefault()
 	if err != nil {
@@ -72,7 +127,7 @@ func TestReportStoreOptions(t *testing.T) {
 		t.Errorf("%+v", o)
 	}
 	c := ReportCaptureOptions(cfg)
-	if c.Limits.MaxMessage != 10485760 || c.Limits.MaxXML != 52428800 || c.Discard {
+	if c.Limits.MaxMessage != 10485760 || c.Limits.MaxXML != 20971520 || c.Discard {
 		t.Errorf("%+v", c)
 	}
 }
@@ -118,6 +173,8 @@ func TestDMARCReportRowsMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DMARCReports.Enabled, cfg.DMARCReports.Store = true, "memory"
+	cfg.DMARCReports.OrgName, cfg.DMARCReports.From = "Example Mail", "dmarc-reports@example.net"
+	cfg.DNS.Servers = []string{"127.0.0.1:1"}
 	m := metrics.New("test")
 	d := &dmarcReports{log: slog.New(slog.DiscardHandler), m: m}
 	defer d.close()

@@ -22,6 +22,7 @@ import (
 	"vouch/internal/dmarcreport"
 	"vouch/internal/hijack"
 	"vouch/internal/metrics"
+	"vouch/internal/resolver"
 	"vouch/internal/sockaddr"
 	"vouch/milter"
 )
@@ -110,8 +111,6 @@ func Serve(opts Options) error {
 	}
 	defer reports.close() // after the sessions: the last rows and reports reach the store
 	reports.setEnv(rt.Env)
-	// DMARC report sending: the coordinator starts dmarcreport.Sender.Run
-	// here, on reports.store (nil when [dmarc_reports] is off).
 	srv := milter.NewServer(rt.Env, milter.Limits{
 		MaxSessions: cfg.Limits.MaxSessions, PacketMemory: cfg.Limits.MaxPacketMemory,
 		ReadTimeout: cfg.Limits.ReadTimeout, WriteTimeout: cfg.Limits.WriteTimeout,
@@ -351,6 +350,11 @@ type dmarcReports struct {
 	capture   *dmarcreport.Capture
 	keep      atomic.Int64  // keep_received, read by pruneLoop
 	stopPrune chan struct{} // closed with the store
+
+	// The sender mails the outgoing reports at send_at (Sender.Run);
+	// stopSender ends it and waits.
+	sendKey    any // what the running sender was made from
+	stopSender func()
 }
 
 // update brings the store, recorder and capture in line with cfg. A store
@@ -380,6 +384,9 @@ func (d *dmarcReports) update(cfg *config.Config) error {
 		d.recorder.Close()
 		d.recorder = nil
 	}
+	if err := d.updateSender(cfg); err != nil {
+		return err
+	}
 	co := ReportCaptureOptions(cfg)
 	if d.capture != nil && !reflect.DeepEqual(co, d.capOpts) {
 		d.capture.Close()
@@ -389,6 +396,58 @@ func (d *dmarcReports) update(cfg *config.Config) error {
 		d.capture, d.capOpts = dmarcreport.NewCapture(d.store, d.log, co), co
 	}
 	return nil
+}
+
+// updateSender starts the daily sending when send is on, and restarts it
+// when its settings, the DNS settings or the store change.
+func (d *dmarcReports) updateSender(cfg *config.Config) error {
+	if !cfg.DMARCReports.Send {
+		d.endSender()
+		return nil
+	}
+	key := struct {
+		send  dmarcreport.SenderOptions
+		dns   config.DNS
+		store dmarcreport.Store
+	}{ReportSenderOptions(cfg), cfg.DNS, d.store}
+	if d.stopSender != nil && reflect.DeepEqual(key, d.sendKey) {
+		return nil
+	}
+	s, err := NewReportSender(cfg, d.store, d.log)
+	if err != nil {
+		return err
+	}
+	d.endSender()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx)
+	}()
+	d.sendKey, d.stopSender = key, func() { cancel(); <-done }
+	return nil
+}
+
+func (d *dmarcReports) endSender() {
+	if d.stopSender != nil {
+		d.stopSender()
+		d.stopSender, d.sendKey = nil, nil
+	}
+}
+
+// NewReportSender is the [dmarc_reports] sender on store, for serve and
+// `vouch reports send`. Its resolver is its own, uncached: a report
+// period's rua= checks are a few lookups a day.
+func NewReportSender(cfg *config.Config, store dmarcreport.Store, log *slog.Logger) (*dmarcreport.Sender, error) {
+	res, err := resolver.New(resolver.Config{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, Attempts: cfg.DNS.Attempts})
+	if err != nil {
+		return nil, err
+	}
+	s, err := dmarcreport.NewSender(ReportSenderOptions(cfg), store, res, log)
+	if err != nil {
+		return nil, fmt.Errorf("[dmarc_reports]: %w", err)
+	}
+	return s, nil
 }
 
 // openReportStore opens the store. The bolt store makes its file at the
@@ -437,6 +496,7 @@ func (d *dmarcReports) setEnv(env *milter.Env) {
 // close writes what the recorder holds, reads the queued report
 // messages, and closes the store.
 func (d *dmarcReports) close() {
+	d.endSender()
 	if d.recorder != nil {
 		d.recorder.Close()
 		d.recorder = nil
