@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -273,6 +274,17 @@ func logStart(log *slog.Logger, rt *Runtime, addr sockaddr.Address) {
 	}
 	log.Info("vouch listening", "listen", cfg.Listen, "socket", addr.String(), "config", cfg.Name(),
 		"dns", fmt.Sprint(rt.Resolver.Servers()), "screen", screenSummary(cfg))
+	if r := cfg.DMARCReports; r.Enabled {
+		send := "off"
+		if r.Send {
+			send = "daily at " + r.SendAt + " UTC via " + r.SMTP
+		}
+		where := r.Store
+		if r.Store == "bolt" {
+			where += " " + r.Path
+		}
+		log.Info("dmarc reports", "store", where, "send", send, "rua_mailboxes", strings.Join(r.RUAMailboxes, ","))
+	}
 	for _, w := range rt.Warnings {
 		log.Warn(w)
 	}
