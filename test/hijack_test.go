@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,87 +51,6 @@ func requireHijackWiring(t testing.TB, dir string) {
 	if err != nil {
 		t.Fatalf("vouch serve -check rejects the [hijack] section: %v\n%s", err, out)
 	}
-}
-
-// mailSink is a fake SMTP server for the freeze notifications.
-type mailSink struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	msgs []string
-}
-
-func newMailSink(t testing.TB) *mailSink {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &mailSink{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.session(c)
-		}
-	}()
-	return s
-}
-
-func (s *mailSink) session(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	fmt.Fprintf(c, "220 sink\r\n")
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
-		case cmd == "DATA":
-			fmt.Fprintf(c, "354 go\r\n")
-			var b strings.Builder
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil || l == ".\r\n" {
-					break
-				}
-				b.WriteString(l)
-			}
-			s.mu.Lock()
-			s.msgs = append(s.msgs, b.String())
-			s.mu.Unlock()
-			fmt.Fprintf(c, "250 queued\r\n")
-		case cmd == "QUIT":
-			fmt.Fprintf(c, "221 bye\r\n")
-			return
-		default:
-			fmt.Fprintf(c, "250 ok\r\n")
-		}
-	}
-}
-
-func (s *mailSink) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.msgs)
-}
-
-func (s *mailSink) wait(t testing.TB, n int) []string {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) && s.count() < n {
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.msgs) < n {
-		t.Fatalf("want %d notifications, got %d", n, len(s.msgs))
-	}
-	return append([]string(nil), s.msgs...)
 }
 
 // sendAuth runs one message through a vouch instance as Postfix would for
@@ -182,13 +98,13 @@ func TestHijackSharedLimit(t *testing.T) {
 	dir := t.TempDir()
 	requireHijackWiring(t, dir)
 	redis := testutil.StartRedis(t)
-	sink := newMailSink(t)
+	sink := testutil.NewSMTPServer(t)
 	const limit = 5
 	base := "authserv_id = \"mx.local.test\"\n[screen]\nenabled = false\n"
 
 	t.Run("tempfail", func(t *testing.T) {
-		a := startVouch(t, dir, base+hijackSection(dir, "ta", "tempfail", "redis", redis.URL(), sink.ln.Addr().String(), limit))
-		b := startVouch(t, dir, base+hijackSection(dir, "tb", "tempfail", "redis", redis.URL(), sink.ln.Addr().String(), limit))
+		a := startVouch(t, dir, base+hijackSection(dir, "ta", "tempfail", "redis", redis.URL(), sink.Addr, limit))
+		b := startVouch(t, dir, base+hijackSection(dir, "tb", "tempfail", "redis", redis.URL(), sink.Addr, limit))
 		for i := 0; i < limit; i++ {
 			v := []*vouch{a, b}[i%2]
 			if r := sendAuth(t, v, "Alice@example.test", fmt.Sprintf("shared-%d", i), 2); !r.Accepted() {
@@ -220,8 +136,8 @@ func TestHijackSharedLimit(t *testing.T) {
 	})
 
 	t.Run("freeze", func(t *testing.T) {
-		a := startVouch(t, dir, base+hijackSection(dir, "fa", "freeze", "redis", redis.URL(), sink.ln.Addr().String(), limit))
-		b := startVouch(t, dir, base+hijackSection(dir, "fb", "freeze", "redis", redis.URL(), sink.ln.Addr().String(), limit))
+		a := startVouch(t, dir, base+hijackSection(dir, "fa", "freeze", "redis", redis.URL(), sink.Addr, limit))
+		b := startVouch(t, dir, base+hijackSection(dir, "fb", "freeze", "redis", redis.URL(), sink.Addr, limit))
 		for i := 0; i < limit; i++ {
 			if r := sendAuth(t, []*vouch{a, b}[i%2], "mallory@example.test", fmt.Sprintf("freeze-%d", i), 1); !r.Accepted() {
 				t.Fatalf("message %d: %s", i+1, refusal(r))
@@ -233,13 +149,13 @@ func TestHijackSharedLimit(t *testing.T) {
 				t.Fatalf("attempt %d after the limit: %s", i+1, refusal(r))
 			}
 		}
-		mails := sink.wait(t, 1)
+		mails := sink.Wait(t, 1)
 		time.Sleep(300 * time.Millisecond)
-		if n := sink.count(); n != 1 {
+		if n := len(sink.Messages()); n != 1 {
 			t.Fatalf("%d notifications for one freeze across two instances", n)
 		}
-		if !strings.Contains(mails[0], "vouch accounts release mallory@example.test") || !strings.Contains(mails[0], "203.0.113.9") {
-			t.Fatalf("notification:\n%s", mails[0])
+		if !strings.Contains(mails[0].Data, "vouch accounts release mallory@example.test") || !strings.Contains(mails[0].Data, "203.0.113.9") {
+			t.Fatalf("notification:\n%s", mails[0].Data)
 		}
 		out := accountsCmd(t, filepath.Join(dir, "fb.sock"), "list")
 		if !strings.Contains(out, "mallory@example.test") || !strings.Contains(out, "FROZEN") {
@@ -363,16 +279,16 @@ func TestHijackReleaseReply(t *testing.T) {
 	dir := t.TempDir()
 	requireHijackWiring(t, dir)
 	redis := testutil.StartRedis(t)
-	sink := newMailSink(t)
+	sink := testutil.NewSMTPServer(t)
 	release := fmt.Sprintf("release_address = \"vouch-release@local.test\"\nrelease_token_ttl = \"1h\"\nrelease_key_file = %q\n",
 		filepath.Join(dir, "release.key"))
 	base := "authserv_id = \"mx.local.test\"\n[screen]\nenabled = false\n"
-	a := startVouch(t, dir, base+hijackSection(dir, "ra", "freeze", "redis", redis.URL(), sink.ln.Addr().String(), 2)+release)
-	b := startVouch(t, dir, base+hijackSection(dir, "rb", "freeze", "redis", redis.URL(), sink.ln.Addr().String(), 2)+release)
+	a := startVouch(t, dir, base+hijackSection(dir, "ra", "freeze", "redis", redis.URL(), sink.Addr, 2)+release)
+	b := startVouch(t, dir, base+hijackSection(dir, "rb", "freeze", "redis", redis.URL(), sink.Addr, 2)+release)
 	for i := 0; i < 3; i++ {
 		sendAuth(t, a, "mallory@example.test", fmt.Sprintf("rr-%d", i), 1)
 	}
-	mail := sink.wait(t, 1)[0]
+	mail := sink.Wait(t, 1)[0].Data
 	_, rest, ok := strings.Cut(mail, "\r\nReply-To: <")
 	replyTo, _, _ := strings.Cut(rest, ">")
 	if !ok || !strings.HasPrefix(replyTo, "vouch-release+") || !strings.HasSuffix(replyTo, "@local.test") {
@@ -403,7 +319,7 @@ func TestHijackReleaseReply(t *testing.T) {
 			t.Fatalf("instance %s after the release reply: %s", name, refusal(r))
 		}
 	}
-	if m := sink.wait(t, 2)[1]; !strings.Contains(m, "Subject: vouch: account mallory@example.test released") {
+	if m := sink.Wait(t, 2)[1].Data; !strings.Contains(m, "Subject: vouch: account mallory@example.test released") {
 		t.Fatalf("confirmation:\n%s", m)
 	}
 	if !strings.Contains(b.logs.String(), "by=\"reply to the freeze notification from postmaster@example.test (smtp auth postmaster@example.test)\"") {

@@ -137,7 +137,7 @@ func TestRedisCluster(t *testing.T) {
 // moved to per-login keys at start, without a second notification.
 func TestRedisMigrateFreezes(t *testing.T) {
 	r := startRedis(t)
-	sink := newSMTPSink(t)
+	sink := testutil.NewSMTPServer(t)
 	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rc.Close()
 	js, _ := json.Marshal(Freeze{Login: "mallory@example.com", Since: newClock().Now(), Reason: "old"})
@@ -146,7 +146,7 @@ func TestRedisMigrateFreezes(t *testing.T) {
 	}
 	c := newClock()
 	cfg := redisConfig(t, c, r)
-	cfg.Postmaster, cfg.NotifySMTP, cfg.Action = testPostmaster, sink.addr(), ActionFreeze
+	cfg.Postmaster, cfg.NotifySMTP, cfg.Action = testPostmaster, sink.Addr, ActionFreeze
 	g := newGuard(t, cfg)
 	if r := send(g, "mallory@example.com", ip1, 1); r == nil || r.Code != 550 {
 		t.Fatalf("old freeze lost: %s", replyString(r))
@@ -155,7 +155,7 @@ func TestRedisMigrateFreezes(t *testing.T) {
 		t.Fatal("old hash left")
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := len(sink.mails()); n != 0 {
+	if n := len(sink.Messages()); n != 0 {
 		t.Fatalf("%d notifications for an old freeze", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"vouch/internal/testutil"
 )
 
 // TestMessagesLimit: 200 accepted messages pass, the 201st is refused with
@@ -282,11 +283,11 @@ func TestStateFileCorrupt(t *testing.T) {
 // TestNotificationOncePerFreeze: the postmaster gets one mail per freeze,
 // however many messages are refused afterwards, with what the admin needs.
 func TestNotificationOncePerFreeze(t *testing.T) {
-	sink := newSMTPSink(t)
+	sink := testutil.NewSMTPServer(t)
 	c := newClock()
 	cfg := testConfig(t, c)
 	cfg.Messages, cfg.Action = 3, ActionFreeze
-	cfg.Postmaster, cfg.NotifySMTP, cfg.NotifyFrom = "postmaster@example.com", sink.addr(), "vouch@mx.example.com"
+	cfg.Postmaster, cfg.NotifySMTP, cfg.NotifyFrom = "postmaster@example.com", sink.Addr, "vouch@mx.example.com"
 	g := newGuard(t, cfg)
 	send(g, "alice@example.com", ip1, 2)
 	send(g, "alice@example.com", ip2, 1)
@@ -296,13 +297,13 @@ func TestNotificationOncePerFreeze(t *testing.T) {
 			t.Fatalf("attempt %d: %s", i, replyString(r))
 		}
 	}
-	mails := sink.waitMails(t, 1)
+	mails := sink.Wait(t, 1)
 	time.Sleep(100 * time.Millisecond)
-	if n := len(sink.mails()); n != 1 {
+	if n := len(sink.Messages()); n != 1 {
 		t.Fatalf("%d notifications for one freeze", n)
 	}
 	m := mails[0]
-	if m.From != "<vouch@mx.example.com>" || m.To != "<postmaster@example.com>" {
+	if m.From != "vouch@mx.example.com" || len(m.To) != 1 || m.To[0] != "postmaster@example.com" {
 		t.Fatalf("envelope %q -> %q", m.From, m.To)
 	}
 	for _, want := range []string{
@@ -330,19 +331,19 @@ func TestNotificationOncePerFreeze(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		send(g, "alice@example.com", ip1, 1)
 	}
-	sink.waitMails(t, 2)
+	sink.Wait(t, 2)
 
 	// A login crafted to add header lines cannot.
 	evil := "eve@example.com\r\nBcc: victim@example.net"
 	for i := 0; i < 4; i++ {
 		send(g, evil, ip1, 1)
 	}
-	m = sink.waitMails(t, 3)[2]
+	m = sink.Wait(t, 3)[2]
 	if strings.Contains(m.Data, "\r\nBcc:") || !strings.Contains(m.Data, "Subject: vouch: account eve@example.com??bcc: victim@example.net frozen\r\n") {
 		t.Fatalf("header injection:\n%s", m.Data)
 	}
 	g.Close()
-	if n := len(sink.mails()); n != 3 {
+	if n := len(sink.Messages()); n != 3 {
 		t.Fatalf("%d notifications", n)
 	}
 }

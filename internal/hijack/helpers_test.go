@@ -1,14 +1,11 @@
 package hijack
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,113 +99,6 @@ func replyString(r *smtpreply.Reply) string {
 		return "ok"
 	}
 	return r.String()
-}
-
-// smtpSink is a fake SMTP server that stores what it receives.
-type smtpSink struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	msgs []sunkMail
-}
-
-type sunkMail struct {
-	From, To string
-	Data     string
-}
-
-func newSMTPSink(t testing.TB) *smtpSink {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &smtpSink{ln: ln}
-	go s.serve()
-	t.Cleanup(func() { ln.Close() })
-	return s
-}
-
-func (s *smtpSink) addr() string { return s.ln.Addr().String() }
-
-func (s *smtpSink) serve() {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		go s.session(c)
-	}
-}
-
-func (s *smtpSink) session(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	say := func(line string) { fmt.Fprintf(c, "%s\r\n", line) }
-	say("220 sink.test ESMTP")
-	var m sunkMail
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		line = strings.TrimRight(line, "\r\n")
-		cmd := strings.ToUpper(line)
-		switch {
-		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
-			say("250-sink.test")
-			say("250 STARTTLS") // offered, and must not be used
-		case strings.HasPrefix(cmd, "MAIL FROM:"):
-			m = sunkMail{From: line[10:]}
-			say("250 ok")
-		case strings.HasPrefix(cmd, "RCPT TO:"):
-			m.To = line[8:]
-			say("250 ok")
-		case cmd == "DATA":
-			say("354 go")
-			var b strings.Builder
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-				b.WriteString(strings.TrimPrefix(l, "."))
-			}
-			m.Data = b.String()
-			s.mu.Lock()
-			s.msgs = append(s.msgs, m)
-			s.mu.Unlock()
-			say("250 queued")
-		case cmd == "QUIT":
-			say("221 bye")
-			return
-		default:
-			say("502 no")
-		}
-	}
-}
-
-func (s *smtpSink) mails() []sunkMail {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]sunkMail(nil), s.msgs...)
-}
-
-// waitMails waits until n mails arrived and returns them.
-func (s *smtpSink) waitMails(t testing.TB, n int) []sunkMail {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := s.mails(); len(m) >= n {
-			return m
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("want %d notification mails, got %d", n, len(s.mails()))
-	return nil
 }
 
 // redisServer is a private redis-server (testutil.Redis).

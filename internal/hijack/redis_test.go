@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"vouch/internal/testutil"
 )
 
 func redisConfig(t testing.TB, c *clock, r *redisServer) Config {
@@ -59,11 +60,11 @@ func TestRedisSharedLimit(t *testing.T) {
 // at once, and a release on one instance releases everywhere.
 func TestRedisFreezeShared(t *testing.T) {
 	r := startRedis(t)
-	sink := newSMTPSink(t)
+	sink := testutil.NewSMTPServer(t)
 	c := newClock()
 	cfg := redisConfig(t, c, r)
 	cfg.Messages, cfg.Action = 4, ActionFreeze
-	cfg.Postmaster, cfg.NotifySMTP = "postmaster@example.com", sink.addr()
+	cfg.Postmaster, cfg.NotifySMTP = "postmaster@example.com", sink.Addr
 	a, b := newGuard(t, cfg), newGuard(t, cfg)
 	for i := 0; i < 4; i++ {
 		send(a, "alice@example.com", ip1, 1)
@@ -80,14 +81,14 @@ func TestRedisFreezeShared(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	m := sink.waitMails(t, 1)[0]
+	m := sink.Wait(t, 1)[0]
 	// IPs and the (distinct) recipient sample come from Redis.
 	if !strings.Contains(m.Data, "Client IPs:  192.0.2.7\r\n") || strings.Count(m.Data, "rcpt0@dest.example") != 1 ||
 		!strings.Contains(m.Data, "Messages:    4 in the last 30m0s (limit 4)") {
 		t.Fatalf("notification:\n%s", m.Data)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := len(sink.mails()); n != 1 {
+	if n := len(sink.Messages()); n != 1 {
 		t.Fatalf("%d notifications for one freeze", n)
 	}
 	if fa, fb := a.Stats().Freezes, b.Stats().Freezes; fa+fb != 1 {
@@ -114,7 +115,7 @@ func TestRedisFreezeShared(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		send(a, "alice@example.com", ip1, 1)
 	}
-	sink.waitMails(t, 2)
+	sink.Wait(t, 2)
 }
 
 // TestRedisDown: Redis stopped mid-run. Fail-open counts locally (what this
@@ -159,11 +160,11 @@ func TestRedisDown(t *testing.T) {
 	})
 	t.Run("fail-open keeps known freezes and writes back new ones", func(t *testing.T) {
 		r := startRedis(t)
-		sink := newSMTPSink(t)
+		sink := testutil.NewSMTPServer(t)
 		c := newClock()
 		cfg := redisConfig(t, c, r)
 		cfg.Messages, cfg.Action = 1, ActionFreeze
-		cfg.Postmaster, cfg.NotifySMTP = "postmaster@example.com", sink.addr()
+		cfg.Postmaster, cfg.NotifySMTP = "postmaster@example.com", sink.Addr
 		g := newGuard(t, cfg)
 		g.redisRetry = 10 * time.Millisecond
 		send(g, "mallory@example.com", ip1, 1)
@@ -180,7 +181,7 @@ func TestRedisDown(t *testing.T) {
 		if r := send(g, "eve@example.com", ip2, 1); r == nil || r.Code != 550 {
 			t.Fatalf("eve: %s", replyString(r))
 		}
-		sink.waitMails(t, 2)
+		sink.Wait(t, 2)
 		r.Start() // same port, empty data set
 		time.Sleep(20 * time.Millisecond)
 		send(g, "carol@example.com", ip1, 1) // any Redis call writes pending freezes back
@@ -189,7 +190,7 @@ func TestRedisDown(t *testing.T) {
 			t.Fatalf("outage freeze not written back: %s", replyString(r))
 		}
 		time.Sleep(100 * time.Millisecond)
-		if n := len(sink.mails()); n != 2 {
+		if n := len(sink.Messages()); n != 2 {
 			t.Fatalf("%d notifications", n)
 		}
 	})

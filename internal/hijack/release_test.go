@@ -9,18 +9,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"vouch/internal/testutil"
 )
 
 const testPostmaster = "postmaster@example.com"
 
 // releaseSetup is a guard that freezes alice, with release by reply on;
 // it returns the guard, the sink and the Reply-To of the notification.
-func releaseSetup(t *testing.T, c *clock) (*Guard, *smtpSink, string) {
+func releaseSetup(t *testing.T, c *clock) (*Guard, *testutil.SMTPServer, string) {
 	t.Helper()
-	sink := newSMTPSink(t)
+	sink := testutil.NewSMTPServer(t)
 	cfg := testConfig(t, c)
 	cfg.Messages, cfg.Action = 1, ActionFreeze
-	cfg.Postmaster, cfg.NotifySMTP = testPostmaster, sink.addr()
+	cfg.Postmaster, cfg.NotifySMTP = testPostmaster, sink.Addr
 	cfg.ReleaseAddress, cfg.ReleaseTokenTTL = "vouch-release@example.com", 7*24*time.Hour
 	cfg.ReleaseKeyFile = filepath.Join(t.TempDir(), "release.key")
 	g := newGuard(t, cfg)
@@ -28,7 +29,7 @@ func releaseSetup(t *testing.T, c *clock) (*Guard, *smtpSink, string) {
 	if r := send(g, "alice@example.com", ip1, 1); r == nil || r.Code != 550 {
 		t.Fatalf("alice not frozen: %s", replyString(r))
 	}
-	m := sink.waitMails(t, 1)[0]
+	m := sink.Wait(t, 1)[0]
 	rt := regexp.MustCompile(`\r\nReply-To: <(vouch-release\+[a-z2-7]{39}@example\.com)>\r\n`).FindStringSubmatch(m.Data)
 	if rt == nil || !strings.Contains(m.Data, "or simply reply to this mail") {
 		t.Fatalf("notification without release address:\n%s", m.Data)
@@ -121,7 +122,7 @@ func TestReleaseByToken(t *testing.T) {
 		}
 		send(g, "alice@example.com", ip1, 1)
 		send(g, "alice@example.com", ip1, 1)
-		sink.waitMails(t, 2)
+		sink.Wait(t, 2)
 		if _, err := g.releaseByToken(ctx(), tokenOf(addr), testPostmaster, auth); !errors.Is(err, errNoFreeze) || !frozen(g, "alice@example.com") {
 			t.Fatalf("old token on a new freeze: %v", err)
 		}
@@ -152,8 +153,8 @@ func TestReleaseReply(t *testing.T) {
 	if frozen(g, "alice@example.com") {
 		t.Fatal("not released")
 	}
-	m := sink.waitMails(t, 2)[1]
-	if m.To != "<"+testPostmaster+">" || !strings.Contains(m.Data, "Subject: vouch: account alice@example.com released\r\n") ||
+	m := sink.Wait(t, 2)[1]
+	if len(m.To) != 1 || m.To[0] != testPostmaster || !strings.Contains(m.Data, "Subject: vouch: account alice@example.com released\r\n") ||
 		!strings.Contains(m.Data, "from postmaster@example.com (smtp auth pm, client 192.0.2.99)") {
 		t.Fatalf("confirmation: %+v", m)
 	}
@@ -161,7 +162,7 @@ func TestReleaseReply(t *testing.T) {
 		t.Fatalf("alice after release: %s", r)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := len(sink.mails()); n != 2 {
+	if n := len(sink.Messages()); n != 2 {
 		t.Fatalf("%d mails", n)
 	}
 }
@@ -231,17 +232,17 @@ func FuzzReleaseAddress(f *testing.F) {
 // another instance (with a copy of the key file).
 func TestReleaseReplyRedis(t *testing.T) {
 	r := startRedis(t)
-	sink := newSMTPSink(t)
+	sink := testutil.NewSMTPServer(t)
 	c := newClock()
 	cfg := redisConfig(t, c, r)
 	cfg.Messages, cfg.Action = 1, ActionFreeze
-	cfg.Postmaster, cfg.NotifySMTP = testPostmaster, sink.addr()
+	cfg.Postmaster, cfg.NotifySMTP = testPostmaster, sink.Addr
 	cfg.ReleaseAddress, cfg.ReleaseTokenTTL = "vouch-release@example.com", time.Hour
 	cfg.ReleaseKeyFile = filepath.Join(t.TempDir(), "release.key")
 	a, b := newGuard(t, cfg), newGuard(t, cfg)
 	send(a, "alice@example.com", ip1, 1)
 	send(a, "alice@example.com", ip1, 1)
-	m := sink.waitMails(t, 1)[0]
+	m := sink.Wait(t, 1)[0]
 	addr := regexp.MustCompile(`Reply-To: <([^>]+)>`).FindStringSubmatch(m.Data)
 	if addr == nil || !frozen(b, "alice@example.com") {
 		t.Fatalf("no freeze or no Reply-To:\n%s", m.Data)
@@ -257,7 +258,7 @@ func TestReleaseReplyRedis(t *testing.T) {
 	if r := send(a, "alice@example.com", ip1, 1); r != nil {
 		t.Fatalf("after release: %s", r)
 	}
-	if m := sink.waitMails(t, 2)[1]; !strings.Contains(m.Data, "released") {
+	if m := sink.Wait(t, 2)[1]; !strings.Contains(m.Data, "released") {
 		t.Fatalf("confirmation:\n%s", m.Data)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // SMTPServer is a scripted SMTP server on loopback for the tests of
@@ -61,6 +62,21 @@ func (s *SMTPServer) Messages() []SMTPMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]SMTPMessage(nil), s.msgs...)
+}
+
+// Wait waits up to 15 seconds until n messages arrived and returns them;
+// fewer is a test failure.
+func (s *SMTPServer) Wait(t testing.TB, n int) []SMTPMessage {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for len(s.Messages()) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	msgs := s.Messages()
+	if len(msgs) < n {
+		t.Fatalf("want %d messages at %s, got %d", n, s.Addr, len(msgs))
+	}
+	return msgs
 }
 
 func (s *SMTPServer) reply(key, normal string) string {
