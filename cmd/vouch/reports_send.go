@@ -12,7 +12,6 @@ import (
 	"vouch/internal/config"
 	"vouch/internal/daemon"
 	"vouch/internal/dmarcreport"
-	"vouch/internal/resolver"
 )
 
 // Exit statuses of `vouch reports send`.
@@ -63,23 +62,17 @@ func sendReports(cfg *config.Config, store dmarcreport.Store, dryRun string, std
 		fmt.Fprintf(stderr, "vouch reports send: %v\n", err)
 		return sendError
 	}
-	var res *resolver.Resolver
-	if dryRun == "" {
-		var err error
-		if res, err = resolver.New(resolver.Config{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, Attempts: cfg.DNS.Attempts}); err != nil {
-			return fail(err)
+	if dryRun != "" {
+		if st, err := os.Stat(dryRun); err != nil || !st.IsDir() {
+			return fail(fmt.Errorf("-dry-run %s: not a directory", dryRun))
 		}
-	} else if st, err := os.Stat(dryRun); err != nil || !st.IsDir() {
-		return fail(fmt.Errorf("-dry-run %s: not a directory", dryRun))
 	}
-	opts := daemon.ReportSenderOptions(cfg)
-	opts.Now = func() time.Time { return now }
 	// Warnings (a rua= URI not used, a report dropped) go to stderr; the
 	// one line per report to stdout.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := dmarcreport.NewSender(opts, store, res, log)
+	s, err := daemon.NewReportSender(cfg, store, log, func() time.Time { return now })
 	if err != nil {
-		return fail(fmt.Errorf("[dmarc_reports]: %w", err))
+		return fail(err)
 	}
 	ctx := context.Background()
 	before := now.Add(24 * time.Hour) // today's rows too

@@ -425,7 +425,7 @@ func (d *dmarcReports) updateSender(cfg *config.Config) error {
 	if d.stopSender != nil && reflect.DeepEqual(key, d.sendKey) {
 		return nil
 	}
-	s, err := NewReportSender(cfg, d.store, d.log)
+	s, err := NewReportSender(cfg, d.store, d.log, nil)
 	if err != nil {
 		return err
 	}
@@ -448,14 +448,17 @@ func (d *dmarcReports) endSender() {
 }
 
 // NewReportSender is the [dmarc_reports] sender on store, for serve and
-// `vouch reports send`. Its resolver is its own, uncached: a report
-// period's rua= checks are a few lookups a day.
-func NewReportSender(cfg *config.Config, store dmarcreport.Store, log *slog.Logger) (*dmarcreport.Sender, error) {
+// `vouch reports send`; now is its clock (nil: time.Now). Its resolver is
+// its own, uncached: a report period's rua= checks are a few lookups a
+// day.
+func NewReportSender(cfg *config.Config, store dmarcreport.Store, log *slog.Logger, now func() time.Time) (*dmarcreport.Sender, error) {
 	res, err := resolver.New(resolver.Config{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, Attempts: cfg.DNS.Attempts})
 	if err != nil {
 		return nil, err
 	}
-	s, err := dmarcreport.NewSender(ReportSenderOptions(cfg), store, res, log)
+	opts := ReportSenderOptions(cfg)
+	opts.Now = now
+	s, err := dmarcreport.NewSender(opts, store, res, log)
 	if err != nil {
 		return nil, fmt.Errorf("[dmarc_reports]: %w", err)
 	}
