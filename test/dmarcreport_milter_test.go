@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -250,6 +251,16 @@ func TestDMARCReportsReceivedBehindPostfix(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Fatalf("store holds %d received reports, want %d", len(got), len(want))
+	}
+	// `vouch reports` reads the store while the daemon that writes it runs.
+	out, err := exec.Command(vouchBin, "reports", "list", "-config", keep.config, "-since", "2000-01-01", "-json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vouch reports list beside the daemon: %v\n%s", err, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(string(out), `"`+w.Policy.Domain+`"`) || !strings.Contains(string(out), `"`+w.Metadata.OrgName+`"`) {
+			t.Errorf("vouch reports list lacks %s from %s:\n%s", w.Policy.Domain, w.Metadata.OrgName, out)
+		}
 	}
 	for _, w := range want {
 		i := slices.IndexFunc(got, func(r dmarcreport.Received) bool { return r.ID == dmarcreport.ReceivedID(&w) })
