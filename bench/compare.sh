@@ -17,6 +17,9 @@
 #
 # Environment:
 #   DURATION     per cell (default 10s)
+#   ROUNDS       rounds of cells (default 1); every daemon runs throughout
+#                and each round runs one cell of every row, so drift hits
+#                all rows alike; the tables give the median of the rounds
 #   CONCURRENCY  concurrent milter sessions, one cell each (default "1 4 16 64")
 #   CORPUS       milterbench -corpus (default small)
 #   PER_CONN     messages per milter connection (default 1, as Postfix with one message per SMTP session)
@@ -156,58 +159,76 @@ start() {
 	CHILDREN+=("$PID")
 }
 
-stop() {
-	kill -TERM "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
+# Every row is started once, warmed up, and left running; then the cells
+# run in ROUNDS rounds, each round one cell of every row at every
+# concurrency, the rows in a rotated order. On a shared machine the speed
+# drifts by tens of percent within minutes: interleaving puts every row
+# under the same drift, and the report takes the median of the rounds.
+ROUNDS=${ROUNDS:-1}
+case "$ROUNDS" in '' | *[!0-9]* | 0) die "ROUNDS must be a positive number" ;; esac
+RAW="$WORK/rounds.tsv"      # ROUND ROW GROUP SIGNER TRANSPORT <milterbench -format tsv fields>
+RESULTS="$WORK/results.tsv" # the same without ROUND: one line per cell, the medians
+: >"$RAW"
+ROW_GROUP=() ROW_SIGNER=() ROW_TRANSPORT=() ROW_SOCK=() ROW_PID=() ROW_ARGS=()
 
-RESULTS="$WORK/results.tsv"
-: >"$RESULTS"
-
-# cells GROUP SIGNER TRANSPORT SOCKET PID [milterbench args...]: a warm-up,
-# then one cell per concurrency; rows go to RESULTS as
-# GROUP SIGNER TRANSPORT <milterbench -format tsv fields>.
-cells() {
-	local group=$1 signer=$2 transport=$3 socket=$4 pid=$5 c rc line
+# add_row GROUP SIGNER TRANSPORT SOCKET PID [milterbench args...]: warms the
+# row up and adds it to the rounds. The arguments are words without blanks.
+add_row() {
+	local group=$1 signer=$2 transport=$3 socket=$4 pid=$5
 	shift 5
 	"$MB" -socket "$socket" -c 4 -count 200 -verify-every 0 -label warmup "$@" >/dev/null 2>"$WORK/warmup-$group-$signer-$transport.err" ||
 		{ cat "$WORK/warmup-$group-$signer-$transport.err" >&2; die "warm-up of $signer on $transport failed"; }
-	for c in $CONCURRENCY; do
-		rc=0
-		line=$("$MB" -socket "$socket" -c "$c" -per-conn "$PER_CONN" -duration "$DURATION" -corpus "$CORPUS" \
-			-pid "$pid" -label "$signer" -format tsv -json "$WORK/$group-$signer-$transport-c$c.json" "$@" \
-			2>"$WORK/$group-$signer-$transport-c$c.err") || rc=$?
-		if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
-			cat "$WORK/$group-$signer-$transport-c$c.err" >&2
-			die "milterbench failed ($rc) for $signer $transport c=$c"
-		fi
-		[ "$rc" = 3 ] && log "errors for $signer $transport c=$c: $(head -3 "$WORK/$group-$signer-$transport-c$c.err" | tr '\n' ' ')"
-		printf '%s\t%s\t%s\t%s\n' "$group" "$signer" "$transport" "$line" >>"$RESULTS"
-		log "$group $signer $transport c=$c: $(cut -f4 <<<"$line") msgs/s, p99 $(cut -f8 <<<"$line") ms"
-	done
+	ROW_GROUP+=("$group") ROW_SIGNER+=("$signer") ROW_TRANSPORT+=("$transport")
+	ROW_SOCK+=("$socket") ROW_PID+=("$pid") ROW_ARGS+=("$*")
 }
 
-# run_rspamd TRANSPORT: the rspamd cells. rspamd's shipped rspamd.conf
-# with our local.d/override.d; --var moves every directory it writes to
-# under WORK.
-run_rspamd() {
-	local transport=$1 sock bind f d pids
-	sock=$(socket_spec "$transport" rspamd)
-	case "$sock" in
-	inet:*) bind=$(peer_listen "$sock") ;;
-	unix:*) bind="${sock#unix:} mode=0666" ;;
-	esac
-	rm -rf "$WORK/rspamd/local.d" "$WORK/rspamd/override.d" # the db (Hyperscan cache) stays
+# cell ROW C ROUND: a short warm-up (the row sat idle since its last cell),
+# then one cell into RAW.
+cell() {
+	local i=$1 c=$2 round=$3 rc=0 line name
+	local group=${ROW_GROUP[$i]} signer=${ROW_SIGNER[$i]} transport=${ROW_TRANSPORT[$i]} socket=${ROW_SOCK[$i]}
+	local -a args
+	read -r -a args <<<"${ROW_ARGS[$i]}"
+	name="$group-$signer-$transport-c$c-r$round"
+	"$MB" -socket "$socket" -c "$c" -count 50 -verify-every 0 -label warmup "${args[@]}" >/dev/null 2>"$WORK/$name.warmup.err" ||
+		{ cat "$WORK/$name.warmup.err" >&2; die "warm-up of $signer on $transport failed"; }
+	line=$("$MB" -socket "$socket" -c "$c" -per-conn "$PER_CONN" -duration "$DURATION" -corpus "$CORPUS" \
+		-pid "${ROW_PID[$i]}" -label "$signer" -format tsv -json "$WORK/$name.json" "${args[@]}" 2>"$WORK/$name.err") || rc=$?
+	if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
+		cat "$WORK/$name.err" >&2
+		die "milterbench failed ($rc) for $signer $transport c=$c"
+	fi
+	[ "$rc" = 3 ] && log "errors for $signer $transport c=$c: $(head -3 "$WORK/$name.err" | tr '\n' ' ')"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$i" "$group" "$signer" "$transport" "$line" >>"$RAW"
+	log "round $round: $group $signer $transport c=$c: $(cut -f4 <<<"$line") msgs/s, p99 $(cut -f8 <<<"$line") ms"
+}
+
+# start_rspamd: one rspamd for every transport (its proxy workers listen
+# on each socket), started from Debian's rspamd.conf with our
+# local.d/override.d; --var moves every directory it writes to under WORK.
+start_rspamd() {
+	local transport sock f d pids bind=() socks=()
+	for transport in $TRANSPORTS; do
+		sock=$(socket_spec "$transport" rspamd)
+		socks+=("$sock")
+		case "$sock" in
+		inet:*) bind+=("$(peer_listen "$sock")") ;;
+		unix:*) bind+=("${sock#unix:} mode=0666") ;;
+		esac
+	done
 	mkdir -p "$WORK/rspamd/local.d" "$WORK/rspamd/override.d" "$WORK/rspamd/db" "$WORK/rspamd/run" "$WORK/rspamd/log" "$WORK/rspamd-keys"
 	cp "$WORK/keys/rsa/mail.private" "$WORK/rspamd-keys/example.com.mail.key"
 	for f in "$BENCH"/rspamd/local.d/* "$BENCH"/rspamd/override.d/*; do
 		d=$(basename "$(dirname "$f")")
-		sed -e "s|@WORK@|$WORK|g" -e "s|@BIND@|$bind|g" -e "s|@WORKERS@|$(nproc)|g" "$f" >"$WORK/rspamd/$d/$(basename "$f")"
+		# one bind_socket line per transport
+		awk -v binds="$(printf '%s\n' "${bind[@]}")" '
+			/@BIND@/ { n = split(binds, b, "\n"); for (i = 1; i <= n; i++) if (b[i] != "") { l = $0; sub(/@BIND@/, b[i], l); print l }; next }
+			{ print }' "$f" | sed -e "s|@WORK@|$WORK|g" -e "s|@WORKERS@|$(nproc)|g" >"$WORK/rspamd/$d/$(basename "$f")"
 	done
-	start "rspamd-$transport" rspamd -f -i -u root -g root -c /etc/rspamd/rspamd.conf --var "LOCAL_CONFDIR=$WORK/rspamd" \
+	start rspamd rspamd -f -i -u root -g root -c /etc/rspamd/rspamd.conf --var "LOCAL_CONFDIR=$WORK/rspamd" \
 		--var "DBDIR=$WORK/rspamd/db" --var "RUNDIR=$WORK/rspamd/run" --var "LOGDIR=$WORK/rspamd/log"
 	local rspamd_pid=$PID
-	wait_socket "$sock" "$rspamd_pid" "$WORK/rspamd-$transport.log" 90
+	for sock in "${socks[@]}"; do wait_socket "$sock" "$rspamd_pid" "$WORK/rspamd.log" 90; done
 	sleep 2 # let every proxy worker come up
 	# At start rspamd's hs_helper compiles its Hyperscan databases (a CPU
 	# minute or more); measuring meanwhile would not be rspamd at its best.
@@ -222,66 +243,66 @@ run_rspamd() {
 		[ "$busy" -ge 3 ] && break
 	done
 	pids=$(pgrep -d, -P "$rspamd_pid" || true)
-	cells sign rspamd "$transport" "$sock" "$rspamd_pid${pids:+,$pids}" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
-	stop "$rspamd_pid"
+	set -- $TRANSPORTS
+	for sock in "${socks[@]}"; do
+		add_row sign rspamd "$1" "$sock" "$rspamd_pid${pids:+,$pids}" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
+		shift
+	done
 }
 
-# run_vouch BINARY LABEL TRANSPORT: the cells of a vouch build (RSA-2048).
-run_vouch() {
+# start_vouch BINARY LABEL TRANSPORT: a vouch build signing (RSA-2048).
+start_vouch() {
 	local bin=$1 label=$2 transport=$3 sock
 	sock=$(socket_spec "$transport" "$label")
-	render "$BENCH/vouch.toml" "$WORK/$label-$transport.toml" "$sock" "$label"
+	render "$BENCH/vouch.toml" "$WORK/$label-$transport.toml" "$sock" "$label-$transport"
 	"$bin" serve -check -config "$WORK/$label-$transport.toml" >/dev/null 2>"$WORK/vouch-check.log" ||
 		{ cat "$WORK/vouch-check.log" >&2; die "vouch serve -check failed"; }
 	start "$label-$transport" "$bin" serve -config "$WORK/$label-$transport.toml"
 	wait_socket "$sock" "$PID" "$WORK/$label-$transport.log"
-	cells sign "$label" "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
-	stop "$PID"
+	add_row sign "$label" "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
 }
 
-# run_peer KIND TRANSPORT: the cells of a milterbench -peer.
-run_peer() {
+# start_peer KIND TRANSPORT: a milterbench -peer (noop or naive).
+start_peer() {
 	local kind=$1 transport=$2 sock
 	sock=$(socket_spec "$transport" "$kind")
 	start "$kind-$transport" "$MB" -peer "$kind" -peer-listen "$(peer_listen "$sock")" \
 		-peer-key "$WORK/keys/rsa/mail.private" -domain example.com -selector mail
 	wait_socket "$sock" "$PID" "$WORK/$kind-$transport.log"
 	if [ "$kind" = noop ]; then
-		cells ceiling noop "$transport" "$sock" "$PID" -expect accept -verify-every 0 -domain example.com
+		add_row ceiling noop "$transport" "$sock" "$PID" -expect accept -verify-every 0 -domain example.com
 	else
-		cells sign "$kind" "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
+		add_row sign "$kind" "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
 	fi
-	stop "$PID"
+}
+
+# start_opendkim TRANSPORT: OpenDKIM with the same key.
+start_opendkim() {
+	local transport=$1 sock
+	sock=$(socket_spec "$transport" opendkim)
+	render "$BENCH/opendkim.conf" "$WORK/opendkim-$transport.conf" "$sock" "$transport"
+	start "opendkim-$transport" opendkim -f -x "$WORK/opendkim-$transport.conf"
+	wait_socket "$sock" "$PID" "$WORK/opendkim-$transport.log"
+	add_row sign opendkim "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
 }
 
 for transport in $TRANSPORTS; do
 	if [ "${SKIP_PEERS:-0}" != 1 ]; then
-		run_peer noop "$transport"
-		run_peer naive "$transport"
+		start_peer noop "$transport"
+		start_peer naive "$transport"
 	fi
-	run_vouch "$WORK/vouch" vouch "$transport"
-	[ "${SKIP_FAST:-0}" = 1 ] || run_vouch "$WORK/vouch-fast" vouch-fast "$transport"
-
-	# OpenDKIM, same key
-	if [ "${SKIP_OPENDKIM:-0}" != 1 ]; then
-		sock=$(socket_spec "$transport" opendkim)
-		render "$BENCH/opendkim.conf" "$WORK/opendkim-$transport.conf" "$sock" "$transport"
-		start "opendkim-$transport" opendkim -f -x "$WORK/opendkim-$transport.conf"
-		wait_socket "$sock" "$PID" "$WORK/opendkim-$transport.log"
-		cells sign opendkim "$transport" "$sock" "$PID" -domain example.com -pubkey "$WORK/keys/rsa/mail.txt"
-		stop "$PID"
-	fi
-	[ "$RSPAMD" = 1 ] && run_rspamd "$transport"
+	start_vouch "$WORK/vouch" vouch "$transport"
+	[ "${SKIP_FAST:-0}" = 1 ] || start_vouch "$WORK/vouch-fast" vouch-fast "$transport"
+	[ "${SKIP_OPENDKIM:-0}" = 1 ] || start_opendkim "$transport"
 done
-
+[ "$RSPAMD" = 1 ] && start_rspamd
 
 if [ "${SKIP_ED25519:-0}" != 1 ]; then
 	sock=$(socket_spec tcp vouch-ed)
 	render "$BENCH/vouch-ed25519.toml" "$WORK/vouch-ed25519.toml" "$sock" vouch-ed
 	start vouch-ed25519 "$WORK/vouch" serve -config "$WORK/vouch-ed25519.toml"
 	wait_socket "$sock" "$PID" "$WORK/vouch-ed25519.log"
-	cells ed25519 "vouch-ed25519" tcp "$sock" "$PID" -domain ed.example -pubkey "$WORK/keys/ed/ed.txt"
-	stop "$PID"
+	add_row ed25519 "vouch-ed25519" tcp "$sock" "$PID" -domain ed.example -pubkey "$WORK/keys/ed/ed.txt"
 fi
 
 if [ "${SKIP_SCREEN:-0}" != 1 ]; then
@@ -292,11 +313,10 @@ if [ "${SKIP_SCREEN:-0}" != 1 ]; then
 	printf 'ed._domainkey.client.test. 3600 IN TXT "%s"\n' \
 		"$(tr -d '\n' <"$WORK/keys/client/ed.txt" | sed -e 's/^[^"]*"//' -e 's/"[^"]*$//' -e 's/"[[:space:]]*"//g')" >>"$WORK/screen.zone"
 	start dns "$MB" -dns-serve "$WORK/screen.zone" -dns-addr-file "$WORK/dns.addr"
-	dnspid=$PID
 	for i in $(seq 50); do [ -s "$WORK/dns.addr" ] && break; sleep 0.1; done
 	[ -s "$WORK/dns.addr" ] || { cat "$WORK/dns.log" >&2; die "DNS server did not start"; }
 	dns=$(cat "$WORK/dns.addr")
-	inbound=(-expect accept -verify-every 0 -client-ip 192.0.2.10 -client-name mail.client.test -helo mail.client.test -domain client.test)
+	inbound="-expect accept -verify-every 0 -client-ip 192.0.2.10 -client-name mail.client.test -helo mail.client.test -domain client.test"
 	# name TEMPLATE [milterbench args]: screening alone, then with SPF and
 	# DMARC (unsigned), then with a DKIM signature to verify too.
 	for row in "vouch-screen vouch-screen.toml" "vouch-inbound vouch-inbound.toml" \
@@ -306,16 +326,54 @@ if [ "${SKIP_SCREEN:-0}" != 1 ]; then
 		render "$BENCH/$tmpl" "$WORK/$name.toml" "$sock" "$name" "$dns"
 		start "$name" "$WORK/vouch" serve -config "$WORK/$name.toml"
 		wait_socket "$sock" "$PID" "$WORK/$name.log"
-		# shellcheck disable=SC2086 # extra is a word list
-		cells inbound "$name" tcp "$sock" "$PID" "${inbound[@]}" $extra
-		stop "$PID"
+		# shellcheck disable=SC2086 # word lists
+		add_row inbound "$name" tcp "$sock" "$PID" $inbound $extra
 	done
-	stop "$dnspid"
-	log "DNS: $(tail -1 "$WORK/dns.log")"
 fi
 
+nrows=${#ROW_SIGNER[@]}
+log "$nrows rows running; $ROUNDS round(s) of $(wc -w <<<"$CONCURRENCY") cell(s) each, $DURATION per cell"
+for round in $(seq "$ROUNDS"); do
+	for c in $CONCURRENCY; do
+		for k in $(seq 0 $((nrows - 1))); do
+			cell $(((k + round - 1) % nrows)) "$c" "$round"
+		done
+	done
+done
+[ "${SKIP_SCREEN:-0}" = 1 ] || log "DNS: $(tail -1 "$WORK/dns.log")"
+
+# RESULTS: one line per row and concurrency, in the order the rows were
+# started: the median of the rounds for rates, latencies and CPU, the
+# highest peak RSS, and the sums of messages, errors and verified
+# signatures.
+: >"$RESULTS"
+for i in $(seq 0 $((nrows - 1))); do
+	for c in $CONCURRENCY; do
+		awk -F'\t' -v OFS='\t' -v row="$i" -v c="$c" '
+			function median(s,   n, v, i, j, t) {
+				n = split(s, v, " ")
+				for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+				if (n == 0 || v[1] == "-") return "-"
+				return n % 2 ? v[(n + 1) / 2] : sprintf("%.6g", (v[n / 2] + v[n / 2 + 1]) / 2)
+			}
+			$2 == row && $7 == c {
+				head = $3 OFS $4 OFS $5 OFS $6 OFS $7
+				msgs += $8; errs += $15; ver += $16; smp += $17
+				for (f = 9; f <= 14; f++) col[f] = col[f] " " $f
+				cpu = cpu " " $19
+				if (peak == "" || $18 + 0 > peak + 0) peak = $18
+			}
+			END {
+				if (head == "") exit
+				line = head OFS msgs
+				for (f = 9; f <= 14; f++) line = line OFS median(col[f])
+				print line, errs, ver, smp, peak, median(cpu)
+			}' "$RAW" >>"$RESULTS"
+	done
+done
+
 report() {
-	echo "## milterbench: corpus $CORPUS, $DURATION per cell, $PER_CONN message(s) per milter connection"
+	echo "## milterbench: corpus $CORPUS, $DURATION per cell, $PER_CONN message(s) per milter connection$([ "$ROUNDS" -gt 1 ] && echo ", median of $ROUNDS interleaved rounds")"
 	echo
 	echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }'), $(uname -sr); $(opendkim -V 2>/dev/null | head -1 || true); $(rspamd --version 2>/dev/null | head -1 || true); $("$WORK/vouch" version | head -1)"
 	echo
@@ -366,6 +424,27 @@ report_rspamd() {
 		}' "$RESULTS"
 }
 
+# report_rounds: each round's msgs/s of every cell (with ROUNDS > 1).
+report_rounds() {
+	[ "$ROUNDS" -gt 1 ] || return 0
+	echo
+	echo "### msgs/s of each round (the tables above give the medians)"
+	echo
+	echo "| signer | transport | c | rounds | median |"
+	echo "|---|---|--:|---|--:|"
+	local i c
+	for i in $(seq 0 $((nrows - 1))); do
+		for c in $CONCURRENCY; do
+			awk -F'\t' -v row="$i" -v c="$c" '
+				$2 == row && $7 == c { s = s sep $9; sep = ", "; name = $4; tr = $5 }
+				END { if (name != "") printf "| %s | %s | %s | %s |", name, tr, c, s }' "$RAW"
+			awk -F'\t' -v s="${ROW_SIGNER[$i]}" -v t="${ROW_TRANSPORT[$i]}" -v c="$c" \
+				'$2 == s && $3 == t && $5 == c { printf " %s |", $7 }' "$RESULTS"
+			echo
+		done
+	done
+}
+
 # The performance targets (issue 15) as ratios of this run's rows: msgs/s
 # of NUM over DEN on the same transport and concurrency.
 report_targets() {
@@ -397,9 +476,10 @@ report_targets() {
 
 echo
 if [ -n "${OUT:-}" ]; then
-	{ report; report_rspamd; report_targets; } | tee "$OUT"
+	{ report; report_rspamd; report_targets; report_rounds; } | tee "$OUT"
 else
 	report
 	report_rspamd
 	report_targets
+	report_rounds
 fi

@@ -205,7 +205,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	var watch *procWatch
 	if len(cfg.PIDs) > 0 {
-		if watch, err = startWatch(cfg.PIDs, cfg.RSSEvery, cfg.ResetHWM); err != nil {
+		if watch, err = startWatch(cfg.PIDs, cfg.RSSEvery, pssEvery, cfg.ResetHWM); err != nil {
 			return nil, fmt.Errorf("-pid %v: %w", cfg.PIDs, err)
 		}
 	}
