@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(gcc libc6-dev libxml2-utils postfix opendkim opendkim-tools python3-dkim python3-nacl ca-certificates redis-server redis-tools sasl2-bin libsasl2-modules systemd adduser slapd ldap-utils chromium-headless-shell)
+packages=(gcc libc6-dev libssl-dev libxml2-utils postfix opendkim opendkim-tools python3-dkim python3-nacl ca-certificates redis-server redis-tools sasl2-bin libsasl2-modules systemd adduser slapd ldap-utils chromium-headless-shell)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

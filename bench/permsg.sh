@@ -32,7 +32,7 @@ die() { echo "permsg.sh: $*" >&2; exit 1; }
 command -v strace >/dev/null && command -v perf >/dev/null || die "needs strace and perf (apt-get install strace linux-perf)"
 
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/vouch" ./cmd/vouch && go build -o "$WORK/milterbench" ./cmd/milterbench &&
-	GOEXPERIMENT=boringcrypto CGO_ENABLED=1 go build -o "$WORK/vouch-fast" ./cmd/vouch)
+	GOEXPERIMENT=boringcrypto CGO_ENABLED=1 go build -tags openssl -o "$WORK/vouch-fast" ./cmd/vouch)
 MB="$WORK/milterbench"
 mkdir -p "$WORK/keys/rsa"
 "$WORK/vouch" genkey -d example.com -s mail -b 2048 -D "$WORK/keys/rsa" >/dev/null

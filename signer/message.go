@@ -31,7 +31,7 @@ func (s *Signer) NewMessage(reqs []Request, headers []mailtext.Header) (*Message
 			Domain:                 r.Domain,
 			Selector:               r.Key.Selector,
 			Identifier:             r.Identity,
-			Signer:                 r.Key.Signer,
+			Signer:                 r.Key.signWith(),
 			HeaderCanonicalization: dkim.CanonicalizationRelaxed,
 			BodyCanonicalization:   dkim.CanonicalizationRelaxed,
 			HeaderKeys:             keys,

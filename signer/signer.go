@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"vouch/internal/mailtext"
+	"vouch/internal/opensslrsa"
 )
 
 // Config is the signing part of the configuration.
@@ -65,6 +66,29 @@ type Key struct {
 	Signer   crypto.Signer
 	Source   string // file:line or config key
 	Path     string // the key file ("" for key data in a KeyTable or LDAP)
+
+	fast crypto.Signer // Signer through OpenSSL (build tag openssl), or nil
+}
+
+// signWith is the signer for the DKIM signatures made with k.
+func (k *Key) signWith() crypto.Signer {
+	if k.fast != nil {
+		return k.fast
+	}
+	return k.Signer
+}
+
+// newKey is a loaded key, with its OpenSSL signer in a build that has
+// one. If OpenSSL refuses a key crypto/rsa accepted, crypto/rsa signs and
+// the warning says so: a slower signature, never an unsigned message.
+func newKey(name, domain, selector string, key crypto.Signer, source, path string) (*Key, string) {
+	k := &Key{Name: name, Domain: domain, Selector: selector, Signer: key, Source: source, Path: path}
+	fast, err := opensslrsa.Wrap(key)
+	if err != nil {
+		return k, fmt.Sprintf("%s: %v; signing with Go's crypto/rsa instead", source, err)
+	}
+	k.fast = fast
+	return k, ""
 }
 
 // Request is one signature to add to a message.
@@ -225,7 +249,11 @@ func loadInlineKey(domain, selector, path, where string, requireSafe bool) (*Key
 	if w != "" {
 		warnings = append(warnings, fmt.Sprintf("%s: %s", path, w))
 	}
-	return &Key{Name: domain + "/" + selector, Domain: domain, Selector: selector, Signer: signer, Source: where, Path: path}, warnings, nil
+	k, w := newKey(domain+"/"+selector, domain, selector, signer, where, path)
+	if w != "" {
+		warnings = append(warnings, w)
+	}
+	return k, warnings, nil
 }
 
 // Rotation is the switching of inline keys to their successors, or nil
@@ -427,7 +455,11 @@ func loadKeyData(r keyRow, fromDomain string, requireSafe bool) (*Key, string, e
 	if err != nil {
 		return nil, "", err
 	}
-	return &Key{Name: r.name, Domain: domain, Selector: r.selector, Signer: signer, Source: r.source, Path: keyPath}, warning, nil
+	k, w := newKey(r.name, domain, r.selector, signer, r.source, keyPath)
+	if w != "" {
+		warning = strings.TrimPrefix(strings.Join([]string{warning, w}, "; "), "; ")
+	}
+	return k, warning, nil
 }
 
 func isPath(s string) bool {

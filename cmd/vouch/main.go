@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"vouch/internal/config"
+	"vouch/internal/opensslrsa"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -132,7 +133,11 @@ func runVersion(args []string) int {
 	if rev == "" {
 		rev = "unknown"
 	}
-	fmt.Printf("vouch %s (commit %s%s, %s, crypto: %s)\n", version, rev, modified, goVersion, cryptoBackend())
+	crypto := cryptoBackend()
+	if opensslrsa.Available {
+		crypto += ", RSA signing: " + opensslrsa.Version()
+	}
+	fmt.Printf("vouch %s (commit %s%s, %s, crypto: %s)\n", version, rev, modified, goVersion, crypto)
 	return 0
 }
 
