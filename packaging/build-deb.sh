@@ -6,9 +6,9 @@
 #
 # Environment: GO (default go), GOARCH (default: go env GOARCH),
 # DEBFULLNAME and DEBEMAIL for the Maintainer field, CRYPTO=boring (the
-# default: the fast build, RSA signing with the BoringCrypto module of the
-# Go toolchain, cgo, needs gcc and links libc) or CRYPTO=go (pure Go, a
-# static binary).
+# default: the fast build, the BoringCrypto module of the Go toolchain and
+# RSA signing through OpenSSL's libcrypto; cgo, needs gcc and libssl-dev,
+# links libc and libcrypto) or CRYPTO=go (pure Go, a static binary).
 set -euo pipefail
 
 usage() { echo "usage: $0 VERSION [OUTDIR]" >&2; exit 2; }

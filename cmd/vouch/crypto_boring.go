@@ -4,9 +4,10 @@ package main
 
 import "crypto/boring"
 
-// cryptoBackend says which implementation signs: this is the fast build
-// (GOEXPERIMENT=boringcrypto, cgo), whose RSA signatures cost about half
-// of pure Go's.
+// cryptoBackend says which implementation signs: this is a BoringCrypto
+// build (GOEXPERIMENT=boringcrypto, cgo), whose RSA signatures cost about
+// half of pure Go's; the fast build adds -tags openssl (RSA signing
+// through libcrypto, see internal/opensslrsa), which runVersion reports.
 func cryptoBackend() string {
 	if boring.Enabled() {
 		return "BoringCrypto"
