@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"vouch/internal/opensslrsa"
 )
 
 // Metrics are the collectors.
@@ -93,6 +95,9 @@ func New(version string) *Metrics {
 				return float64([]int64{rec, drop}[i])
 			}))
 	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vouch_rsa_openssl_fallbacks_total",
+		Help: "RSA signatures the fast build made with Go's crypto/rsa because OpenSSL failed or its signature did not verify."},
+		func() float64 { return float64(opensslrsa.Fallbacks()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vouch_ldap_queries_total",
 		Help: "LDAP searches for key and signing tables (since the last reload)."}, func() float64 {
 		if fn := m.ldapFn.Load(); fn != nil {

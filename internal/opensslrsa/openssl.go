@@ -51,8 +51,15 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 )
+
+var fallbacks atomic.Uint64
+
+// Fallbacks counts the signatures crypto/rsa made because OpenSSL failed
+// or made one that did not verify (vouch_rsa_openssl_fallbacks_total).
+func Fallbacks() uint64 { return fallbacks.Load() }
 
 // Available is true in a build that signs RSA through OpenSSL.
 const Available = true
@@ -109,6 +116,7 @@ func (s *signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]
 		(*C.uchar)(unsafe.Pointer(&sig[0])), &n)
 	runtime.KeepAlive(s)
 	if ok != 1 || int(n) != len(sig) || rsa.VerifyPKCS1v15(&s.priv.PublicKey, opts.HashFunc(), digest, sig) != nil {
+		fallbacks.Add(1)
 		return s.priv.Sign(rand, digest, opts)
 	}
 	return sig, nil

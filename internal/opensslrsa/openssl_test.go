@@ -148,6 +148,7 @@ func TestSignChecksEachSignature(t *testing.T) {
 	}
 	s.(*signer).priv = b // OpenSSL still holds a's key
 	d := sha256.Sum256([]byte("x"))
+	before := Fallbacks()
 	got, err := s.Sign(rand.Reader, d[:], crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +156,9 @@ func TestSignChecksEachSignature(t *testing.T) {
 	want, _ := rsa.SignPKCS1v15(nil, b, crypto.SHA256, d[:])
 	if !bytes.Equal(got, want) {
 		t.Fatal("the signature returned is not crypto/rsa's with the signer's key")
+	}
+	if n := Fallbacks() - before; n != 1 {
+		t.Errorf("Fallbacks grew by %d, want 1", n)
 	}
 }
 
