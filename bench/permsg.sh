@@ -2,7 +2,7 @@
 # bench/permsg.sh: vouch's cost per message, in numbers that a busy machine
 # does not blur much: syscalls per message (strace -c), context switches
 # and CPU time per message (perf stat), and a CPU profile (vouch serve
-# -cpuprofile) of each row, for the signing row (pure Go and BoringCrypto),
+# -cpuprofile) of each row, for the signing row (pure Go and the fast build),
 # screening only and inbound (screen + SPF + DMARC), small corpus, one
 # message per TCP milter connection, c=8. See "Per-message cost" in
 # bench/README.md.

@@ -30,15 +30,26 @@ func TestLoadedKeysSignThroughOpenSSL(t *testing.T) {
 			if err := os.WriteFile(path, pemData, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			k, warnings, err := loadInlineKey("example.com", "sel", path, "test", false)
+			inline, warnings, err := loadInlineKey("example.com", "sel", path, "test", false)
 			if err != nil || len(warnings) > 0 {
 				t.Fatalf("loadInlineKey: %v %v", err, warnings)
 			}
-			if got := k.fast != nil; got != tc.wantFast {
-				t.Errorf("OpenSSL signer: %v, want %v (opensslrsa.Available = %v)", got, tc.wantFast, opensslrsa.Available)
+			// a KeyTable row, with the key in a file and inline
+			fromFile, warning, err := loadKeyData(keyRow{name: "k", domain: "example.com", selector: "sel", keydata: path, source: "KeyTable:1"}, "example.com", false)
+			if err != nil || warning != "" {
+				t.Fatalf("loadKeyData(file): %v %q", err, warning)
 			}
-			if k.signWith() == nil {
-				t.Error("no signer")
+			inTable, warning, err := loadKeyData(keyRow{name: "k", domain: "example.com", selector: "sel", keydata: string(pemData), source: "KeyTable:2"}, "example.com", false)
+			if err != nil || warning != "" {
+				t.Fatalf("loadKeyData(inline): %v %q", err, warning)
+			}
+			for _, k := range []*Key{inline, fromFile, inTable} {
+				if got := k.fast != nil; got != tc.wantFast {
+					t.Errorf("%s: OpenSSL signer: %v, want %v (opensslrsa.Available = %v)", k.Source, got, tc.wantFast, opensslrsa.Available)
+				}
+				if k.signWith() == nil {
+					t.Errorf("%s: no signer", k.Source)
+				}
 			}
 		})
 	}
